@@ -1,0 +1,21 @@
+"""Operators built on streamcore's operator interface: windows and aggregations.
+
+from operators import Tumbling, Sliding, Session, Count, Sum, Min, Max, Mean, Aggregate
+"""
+
+from .aggregations import Aggregate, Aggregation, Count, Max, Mean, Min, Sum
+from .windows import Session, Sliding, Tumbling, window_from_dict
+
+__all__ = [
+    "Aggregate",
+    "Aggregation",
+    "Count",
+    "Max",
+    "Mean",
+    "Min",
+    "Session",
+    "Sliding",
+    "Sum",
+    "Tumbling",
+    "window_from_dict",
+]

@@ -1,0 +1,25 @@
+"""Turning record bytes into events: JSON, with the exact error reasons of the contract.
+
+The hot path calls ``orjson.loads`` directly; only a record orjson rejects comes here,
+to tell "not JSON" (reason ``decode``) from JSON that orjson cannot represent, such as
+a number too large for a double (``1e400``), which is JSON and so is judged by the
+schema rules instead (an aggregated field that is not finite is ``schema``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_strict(raw: bytes) -> Any:
+    """Decode RFC 8259 JSON (no NaN/Infinity literals); raise ValueError if `raw` is not JSON."""
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
+def describe_type(value: Any) -> str:
+    return "missing" if value is None else type(value).__name__

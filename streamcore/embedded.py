@@ -1,0 +1,130 @@
+"""The embedded log as a broker: sources that follow partitions, sinks that append."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from .log import EmbeddedLog, PartitionReader, TopicConfig
+from .log.topics import partition_for
+from .records import Headers, RecordBatch
+from .transport import Control, TopicSpec
+
+POLL_MIN_S = 0.0005
+POLL_MAX_S = 0.05
+
+
+class EmbeddedSource:
+    """Reads all partitions of a topic, one partition's batch per fetch, round-robin.
+
+    With `until_end`, the end offsets as of `start` are the end of input.
+    """
+
+    def __init__(self, log: EmbeddedLog, topic: str, *, until_end: bool) -> None:
+        self.log = log
+        self.topic = topic
+        self.partitions = tuple(range(log.topic(topic).partitions))
+        self.until_end = until_end
+        self._readers: list[PartitionReader] = []
+        self._ends: dict[int, int] = {}
+        self._turn = 0
+        self._idle_wait = POLL_MIN_S
+
+    async def start(self, positions: Mapping[int, int]) -> None:
+        self._readers = [self.log.reader(self.topic, p, positions.get(p)) for p in self.partitions]
+        if self.until_end:
+            self._ends = self.log.end_offsets(self.topic)
+
+    def stop_at_current_end(self) -> None:
+        """From now on, treat the current end of every partition as the end of input."""
+        self.until_end = True
+        self._ends = self.log.end_offsets(self.topic)
+
+    async def fetch(self, max_records: int) -> RecordBatch | Control | None:
+        readers = self._readers
+        n = len(readers)
+        for step in range(n):
+            reader = readers[(self._turn + step) % n]
+            limit = max_records
+            if self.until_end:
+                limit = min(limit, self._ends[reader.partition] - reader.position)
+                if limit <= 0:
+                    continue
+            batch = reader.read(limit)
+            if batch is not None:
+                self._turn = (self._turn + step + 1) % n
+                self._idle_wait = POLL_MIN_S
+                return batch
+        if self.until_end and all(r.position >= self._ends[r.partition] for r in readers):
+            return Control.END_OF_INPUT
+        await asyncio.sleep(self._idle_wait)
+        self._idle_wait = min(self._idle_wait * 2, POLL_MAX_S)
+        return None
+
+    def lag(self) -> dict[int, int]:
+        """Records between each partition's position and its end (for progress and metrics)."""
+        ends = self.log.end_offsets(self.topic)
+        return {r.partition: ends[r.partition] - r.position for r in self._readers}
+
+    async def commit(self, positions: Mapping[int, int]) -> None:
+        return None  # positions live in the task's RocksDB checkpoint
+
+    async def close(self) -> None:
+        for reader in self._readers:
+            reader.close()
+
+
+class EmbeddedSink:
+    """Buffers records and appends them, one write per partition, on flush."""
+
+    def __init__(self, log: EmbeddedLog, topic: str) -> None:
+        self.log = log
+        self.topic = topic
+        self.partitions = log.topic(topic).partitions
+        self._buffers: dict[int, tuple[list[bytes], list[int], list[bytes | None], list[Headers]]] = {}
+        self._round_robin = 0
+        self.records_out = 0
+
+    def add(self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = ()) -> None:
+        p = 0 if self.partitions == 1 else partition_for(key, self.partitions, self._round_robin)
+        if key is None:
+            self._round_robin += 1
+        buf = self._buffers.get(p)
+        if buf is None:
+            buf = self._buffers[p] = ([], [], [], [])
+        buf[0].append(value)
+        buf[1].append(timestamp)
+        buf[2].append(key)
+        buf[3].append(headers)
+
+    async def flush(self) -> None:
+        self.flush_now()
+
+    def flush_now(self) -> None:
+        for p, (values, stamps, keys, headers) in self._buffers.items():
+            if values:
+                self.log.writer(self.topic, p).append(values, stamps, keys, headers)
+                self.records_out += len(values)
+        self._buffers.clear()
+
+
+class EmbeddedBroker:
+    """The embedded log behind the `Broker` protocol."""
+
+    def __init__(self, log: EmbeddedLog) -> None:
+        self.log = log
+
+    def ensure_topic(self, spec: TopicSpec) -> None:
+        self.log.create_topic(TopicConfig(spec.name, spec.partitions, spec.retention_ms, spec.retention_bytes))
+
+    def partitions(self, topic: str) -> int:
+        return self.log.topic(topic).partitions
+
+    def source(self, topic: str, *, until_end: bool) -> EmbeddedSource:
+        return EmbeddedSource(self.log, topic, until_end=until_end)
+
+    def sink(self, topic: str) -> EmbeddedSink:
+        return EmbeddedSink(self.log, topic)
+
+    async def close(self) -> None:
+        self.log.close()

@@ -1,0 +1,87 @@
+"""Records as they move between the log, the engine and sinks.
+
+`RecordBatch` is columnar on purpose: the engine's hot loop walks a list of
+values and never builds one object per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record of a topic partition, for tools and user-facing APIs."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(slots=True)
+class RecordBatch:
+    """Consecutive records of one partition: record i has offset ``base_offset + i``."""
+
+    topic: str
+    partition: int
+    base_offset: int
+    values: list[bytes]
+    timestamps: Sequence[int]
+    keys: list[bytes | None] | None = None
+    headers: list[Headers] | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + len(self.values)
+
+    def key(self, i: int) -> bytes | None:
+        return None if self.keys is None else self.keys[i]
+
+    def header_list(self, i: int) -> Headers:
+        return () if self.headers is None else self.headers[i]
+
+    def record(self, i: int) -> Record:
+        return Record(
+            self.topic,
+            self.partition,
+            self.base_offset + i,
+            self.timestamps[i],
+            self.key(i),
+            self.values[i],
+            self.header_list(i),
+        )
+
+    def records(self) -> Iterator[Record]:
+        for i in range(len(self.values)):
+            yield self.record(i)
+
+    def drop_before(self, offset: int) -> RecordBatch:
+        """The part of this batch at or after `offset` (a seek may land mid-batch)."""
+        skip = offset - self.base_offset
+        if skip <= 0:
+            return self
+        return RecordBatch(
+            self.topic,
+            self.partition,
+            offset,
+            self.values[skip:],
+            self.timestamps[skip:],
+            None if self.keys is None else self.keys[skip:],
+            None if self.headers is None else self.headers[skip:],
+        )

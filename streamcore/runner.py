@@ -1,0 +1,255 @@
+"""Runs an app: one asyncio task per pipeline, checkpoints, graceful stop.
+
+Per pipeline the loop is: fetch a batch, process it (synchronously, bounded in size),
+flush the sinks, checkpoint when due, yield to the event loop. A checkpoint is
+
+1. flush every sink of the task (its outputs so far are durable: at-least-once);
+2. write operator state, source positions and watermarks in one RocksDB batch;
+3. tell the source (Kafka commits offsets only now).
+
+SIGINT/SIGTERM finish the current batch, checkpoint and stop. End of input (with
+``until_end``) checkpoints first, then fires everything (W = +inf) without
+checkpointing that, so a later run over a grown log resumes the open windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .app import App
+from .clock import Clock, SystemClock
+from .embedded import EmbeddedBroker
+from .errors import ConfigError
+from .log import EmbeddedLog
+from .settings import RunSettings
+from .state import TaskStore
+from .stream import FunctionSink, Pipeline
+from .task import CallbackSink, Task, TaskCounters
+from .transport import Broker, Control, Sink, Source
+
+
+class SimulatedCrash(Exception):
+    """Raised out of `Runner.run` when a scripted source asks for a crash."""
+
+
+@dataclass(slots=True)
+class TaskStatus:
+    name: str
+    counters: TaskCounters
+    watermark: float
+    state_entries: int
+    positions: dict[int, int]
+
+
+@dataclass(slots=True)
+class RunStatus:
+    """A progress snapshot, handed to the progress callback and returned at the end."""
+
+    elapsed_s: float
+    processing_time_ms: int
+    tasks: list[TaskStatus] = field(default_factory=list)
+    stopped_by: str = ""
+
+    @property
+    def records_in(self) -> int:
+        return sum(t.counters.records_in for t in self.tasks)
+
+
+RunSummary = RunStatus
+
+
+def broker_from_settings(settings: RunSettings) -> Broker:
+    if settings.broker.startswith("embedded:"):
+        return EmbeddedBroker(EmbeddedLog(settings.embedded_log_dir, fsync=settings.fsync))  # type: ignore[arg-type]
+    raise ConfigError("broker", f"{settings.broker!r}: only the embedded log is available in this build")
+
+
+class _TaskRun:
+    """A task with its source and sinks."""
+
+    def __init__(self, task: Task, source: Source, sinks: list[Sink | CallbackSink]) -> None:
+        self.task = task
+        self.source = source
+        self.sinks = sinks
+
+    async def flush(self) -> None:
+        for sink in self.sinks:
+            await sink.flush()
+
+    async def checkpoint(self) -> None:
+        await self.flush()
+        self.task.commit_checkpoint()
+        await self.source.commit(self.task.positions)
+
+
+class Runner:
+    """Runs every pipeline of an app against a broker until stopped or out of input."""
+
+    def __init__(
+        self,
+        app: App,
+        settings: RunSettings | None = None,
+        *,
+        broker: Broker | None = None,
+        clock: Clock | None = None,
+        progress: Callable[[RunStatus], None] | None = None,
+        progress_interval_s: float = 0.5,
+        handle_signals: bool = True,
+    ) -> None:
+        if not app.pipelines:
+            raise ConfigError("app", f"app {app.name!r} defines no stream with a sink (.to(...) or .sink(...))")
+        self.app = app
+        self.settings = settings or RunSettings.from_env()
+        self.broker = broker
+        self.clock = clock or SystemClock()
+        self.progress = progress
+        self.progress_interval_s = progress_interval_s
+        self.handle_signals = handle_signals
+        self._runs: list[_TaskRun] = []
+        self._stop = asyncio.Event()
+        self._started = 0.0
+        self._stopped_by = ""
+
+    def stop(self, reason: str = "stop") -> None:
+        """Ask every task to finish its current batch, checkpoint and return."""
+        self._stopped_by = self._stopped_by or reason
+        self._stop.set()
+
+    def status(self) -> RunStatus:
+        return RunStatus(
+            elapsed_s=time.monotonic() - self._started,
+            processing_time_ms=self.clock.now_ms(),
+            tasks=[
+                TaskStatus(
+                    r.task.pipeline.name,
+                    r.task.counters,
+                    r.task.watermark,
+                    r.task.state_entries(),
+                    dict(r.task.positions),
+                )
+                for r in self._runs
+            ],
+            stopped_by=self._stopped_by,
+        )
+
+    @property
+    def sources(self) -> list[Source]:
+        return [r.source for r in self._runs]
+
+    async def run(self) -> RunStatus:
+        self._started = time.monotonic()
+        broker = self.broker or broker_from_settings(self.settings)
+        for spec in self.app.topics:
+            broker.ensure_topic(spec)
+        crashed = False
+        try:
+            for pipeline in self.app.pipelines:
+                self._runs.append(await self._open(pipeline, broker))
+            with self._signals():
+                async with asyncio.TaskGroup() as group:
+                    drives = [group.create_task(self._drive(r)) for r in self._runs]
+                    reporter = group.create_task(self._report()) if self.progress else None
+                    await asyncio.gather(*drives)
+                    if reporter is not None:
+                        reporter.cancel()
+        except* SimulatedCrash:
+            crashed = True
+        finally:
+            for r in self._runs:
+                await r.source.close()
+                r.task.store.close()  # writes nothing: a crash leaves the last checkpoint
+            if self.broker is None:
+                await broker.close()
+        if crashed:
+            raise SimulatedCrash("scripted crash")
+        status = self.status()
+        if self.progress:
+            self.progress(status)
+        return status
+
+    async def _open(self, pipeline: Pipeline, broker: Broker) -> _TaskRun:
+        source = broker.source(pipeline.source, until_end=self.settings.until_end)
+        sink: Sink | CallbackSink
+        if isinstance(pipeline.sink, FunctionSink):
+            sink = CallbackSink(pipeline.sink.fn, pipeline.sink.label)
+        else:
+            sink = broker.sink(pipeline.sink.topic)
+        dead_letters = broker.sink(self.app.dead_letter_topic.name)
+        late = broker.sink(self.app.late_topic.name)
+        store = TaskStore(Path(self.settings.state_dir) / self.app.name / pipeline.name)
+        task = Task(
+            pipeline,
+            app_name=self.app.name,
+            app_version=self.app.version,
+            partitions=source.partitions,
+            store=store,
+            sink=sink,
+            dead_letters=dead_letters,
+            late=late,
+            clock=self.clock,
+        )
+        try:
+            positions = task.restore()
+        except Exception:
+            store.close()
+            raise
+        await source.start(positions)
+        return _TaskRun(task, source, [sink, dead_letters, late])
+
+    async def _drive(self, run: _TaskRun) -> None:
+        task, source = run.task, run.source
+        interval_s = self.settings.checkpoint_interval_ms / 1000
+        max_records = self.settings.max_batch_records
+        next_checkpoint = time.monotonic() + interval_s
+        while not self._stop.is_set():
+            item = await source.fetch(max_records)
+            if item is Control.END_OF_INPUT:
+                await run.checkpoint()
+                task.finish()
+                await run.flush()
+                if len(self._runs) == 1 or all(r.task.ended for r in self._runs):
+                    self.stop("end_of_input")
+                return
+            if item is Control.CHECKPOINT:
+                await run.checkpoint()
+                next_checkpoint = time.monotonic() + interval_s
+                continue
+            if item is Control.CRASH:
+                raise SimulatedCrash(task.pipeline.name)
+            if item is not None:
+                task.process_batch(item, self.clock.now_ms())
+                await run.flush()
+            if time.monotonic() >= next_checkpoint:
+                await run.checkpoint()
+                next_checkpoint = time.monotonic() + interval_s
+            await asyncio.sleep(0)
+        await run.checkpoint()
+
+    async def _report(self) -> None:
+        assert self.progress is not None
+        while True:
+            await asyncio.sleep(self.progress_interval_s)
+            self.progress(self.status())
+
+    @contextlib.contextmanager
+    def _signals(self):  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        installed = []
+        if self.handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self.stop, sig.name)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass  # not the main thread: the embedding program handles signals
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)

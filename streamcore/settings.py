@@ -1,0 +1,76 @@
+"""Run settings: one frozen object, every field also readable from a ``STREAMCORE_*`` variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .durations import to_ms
+from .errors import ConfigError
+
+ENV_PREFIX = "STREAMCORE_"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """How a worker runs an app (not what the app computes).
+
+    state_dir: RocksDB state, one database per task (``STREAMCORE_STATE_DIR``).
+    broker: ``embedded:<dir>`` (the default, on local disk) or ``kafka://host:port``.
+    checkpoint_interval_ms: processing time between checkpoints.
+    max_batch_records: records per batch; bounds how long the loop is busy between yields.
+    until_end: stop once every source partition is exhausted (fires all windows).
+    fsync: ``never`` (acknowledged writes survive kill -9) or ``always`` (and power loss).
+    """
+
+    state_dir: Path = Path(".streamcore/state")
+    broker: str = "embedded:.streamcore/log"
+    checkpoint_interval_ms: int = 5_000
+    max_batch_records: int = 2_000
+    until_end: bool = False
+    fsync: str = "never"
+
+    def __post_init__(self) -> None:
+        if self.max_batch_records < 1:
+            raise ConfigError("max_batch_records", f"must be >= 1, got {self.max_batch_records}")
+        if self.checkpoint_interval_ms < 1:
+            raise ConfigError("checkpoint_interval_ms", f"must be > 0, got {self.checkpoint_interval_ms}")
+        if self.fsync not in ("never", "always"):
+            raise ConfigError("fsync", f"must be 'never' or 'always', got {self.fsync!r}")
+        if not (self.broker.startswith("embedded:") or self.broker.startswith("kafka://")):
+            raise ConfigError("broker", f"expected embedded:<dir> or kafka://host:port, got {self.broker!r}")
+
+    @property
+    def embedded_log_dir(self) -> Path:
+        if not self.broker.startswith("embedded:"):
+            raise ConfigError("broker", f"{self.broker!r} is not the embedded log")
+        return Path(self.broker.removeprefix("embedded:"))
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> RunSettings:
+        """Defaults, then ``STREAMCORE_<FIELD>`` variables, then explicit `overrides` (None = unset)."""
+        env = dict(os.environ) if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "state_dir" in values:
+            values["state_dir"] = Path(values["state_dir"])
+        return replace(cls(), **values)
+
+
+def _parse(name: str, raw: str) -> Any:
+    if name in ("checkpoint_interval_ms",):
+        return to_ms(raw if not raw.isdigit() else int(raw), ENV_PREFIX + name.upper())
+    if name == "max_batch_records":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(ENV_PREFIX + name.upper(), f"expected an integer, got {raw!r}") from None
+    if name == "until_end":
+        return raw.lower() in ("1", "true", "yes")
+    return raw

@@ -1,0 +1,526 @@
+"""A task runs one pipeline over the partitions of its source topic.
+
+For every arrival, in this order (the contract of ``docs/semantics.md``):
+
+1. the partition is active as of the arrival's processing time: recompute W, fire;
+2. decode the JSON value (``decode``), check it is an object with an integer event
+   time >= 0 (``schema``);
+3. dead-letter events too far in the future (``future_timestamp``);
+4. run the pipeline's steps; a stateful operator may report the event `LATE`
+   (late output) or reject it (``schema`` / ``operator_error``);
+5. an event that was not dead-lettered moves its partition's watermark; fire.
+
+`process_batch` is the hot loop: one call per fetched batch, no coroutine and no
+object per record beyond the decoded event itself. One event is completely applied
+before the next one starts, so readers on the same event loop never see half of it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .clock import Clock
+from .deadletter import LATE_REASON, envelope_headers
+from .decoding import decode_strict, describe_type
+from .errors import FutureTimestamp, IncompatibleState, RecordError, SchemaError
+from .eventtime import POS_INF, WatermarkTracker
+from .operator import FILTERED, LATE, Emit, Operator
+from .records import RecordBatch
+from .state import TaskStore
+from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline
+from .transport import Sink
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(slots=True)
+class TaskCounters:
+    """What happened to every input record; `accounted` must always equal `records_in`."""
+
+    records_in: int = 0
+    accepted: int = 0
+    filtered: int = 0
+    late: int = 0
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+    outputs: int = 0
+    output_errors: int = 0
+    checkpoints: int = 0
+    last_checkpoint_ms: float = 0.0
+    last_checkpoint_bytes: int = 0
+
+    @property
+    def dead_letter_total(self) -> int:
+        return sum(self.dead_lettered.values())
+
+    @property
+    def accounted(self) -> int:
+        return self.accepted + self.filtered + self.late + self.dead_letter_total
+
+
+class CallbackSink:
+    """Collects output values and hands them to a user function once per batch."""
+
+    def __init__(self, fn: Callable[[list[Any]], None], label: str) -> None:
+        self.fn = fn
+        self.topic = label
+        self.values: list[Any] = []
+
+    async def flush(self) -> None:
+        self.flush_now()
+
+    def flush_now(self) -> None:
+        if self.values:
+            values, self.values = self.values, []
+            self.fn(values)
+
+
+def _error_text(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {frame[0].filename}:{frame[0].lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _admit_any(ts: int) -> None:
+    return None
+
+
+class _Context:
+    """What an operator may call back into: admit an event, emit results, report failed results."""
+
+    __slots__ = ("admit", "emit", "fail_output")
+
+    def __init__(
+        self, emit: Emit, fail_output: Callable[[Any, Any, int, BaseException], None], admit: Callable[[int], None]
+    ) -> None:
+        self.emit = emit
+        self.fail_output = fail_output
+        self.admit = admit
+
+
+class Task:
+    """One pipeline over its source partitions, with its state store and sinks."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        app_name: str,
+        app_version: str,
+        partitions: tuple[int, ...],
+        store: TaskStore,
+        sink: Sink | CallbackSink,
+        dead_letters: Sink,
+        late: Sink,
+        clock: Clock,
+    ) -> None:
+        self.pipeline = pipeline
+        self.app_name = app_name
+        self.app_version = app_version
+        self.partitions = partitions
+        self.store = store
+        self.sink = sink
+        self.dead_letters = dead_letters
+        self.late_sink = late
+        self.clock = clock
+        self.counters = TaskCounters()
+        self.positions: dict[int, int] = dict.fromkeys(partitions, 0)
+        self.checkpoint_id = 0
+        et = pipeline.event_time
+        self.event_time = et
+        self.tracker = WatermarkTracker(
+            partitions, et.out_of_orderness_ms if et else 0, et.idle_timeout_ms if et else None
+        )
+        self._ts_field = et.field if et else None
+        self._future_skew = et.max_future_skew_ms if et else None
+        self._future_limit = math.inf  # processing time of the current batch + max_future_skew
+        self._operators: list[tuple[str, Operator]] = []
+        self._head = self._build_chain()
+        self._step_label = "pipeline"
+
+    # -- building -----------------------------------------------------------
+    def _build_chain(self) -> Emit:
+        """Compose the steps into nested calls, sink first.
+
+        Source events are admitted (future-skew check) by the first stateful operator,
+        after it validated them, or just before the sink if there is none.
+        """
+        emit: Emit = self._sink_node()
+        steps = self.pipeline.steps
+        first_operator = next((i for i, s in enumerate(steps) if isinstance(s, OperatorStep)), None)
+        if first_operator is None and self._future_skew is not None:
+            emit = self._admit_node(emit)
+        for index in range(len(steps) - 1, -1, -1):
+            step = steps[index]
+            if isinstance(step, MapStep):
+                emit = self._map_node(step.fn, emit)
+            elif isinstance(step, FilterStep):
+                emit = self._filter_node(step.fn, emit)
+            elif isinstance(step, KeyByStep):
+                emit = self._key_by_node(step, emit)
+            elif isinstance(step, OperatorStep):
+                spec = step.spec
+                admit = self._admit if index == first_operator and self._future_skew is not None else _admit_any
+                context = _Context(self._guard(spec.name, emit), self._fail_output_of(spec.name), admit)
+                operator = spec.build(context)
+                self._operators.insert(0, (f"{spec.name}@v{spec.state_version}", operator))
+                emit = operator.process
+        return emit
+
+    def _sink_node(self) -> Emit:
+        sink = self.sink
+        counters = self.counters
+        if isinstance(sink, CallbackSink):
+            values = sink
+
+            def to_function(key: Any, value: Any, ts: int) -> None:
+                values.values.append(value)
+                counters.outputs += 1
+
+            return to_function
+        add = sink.add
+        dumps = orjson.dumps
+
+        def to_topic(key: Any, value: Any, ts: int) -> None:
+            add(None if key is None else str(key).encode(), dumps(value), ts)
+            counters.outputs += 1
+
+        return to_topic
+
+    def _admit(self, ts: int) -> None:
+        if ts > self._future_limit:
+            at = self._future_limit - (self._future_skew or 0)
+            raise FutureTimestamp(f"event time {ts} is {ts - at} ms ahead of processing time {at}")
+
+    def _admit_node(self, nxt: Emit) -> Emit:
+        admit = self._admit
+
+        def admit_node(key: Any, value: Any, ts: int) -> Any:
+            admit(ts)
+            return nxt(key, value, ts)
+
+        return admit_node
+
+    @staticmethod
+    def _map_node(fn: Callable[[Any], Any], nxt: Emit) -> Emit:
+        def map_node(key: Any, value: Any, ts: int) -> Any:
+            return nxt(key, fn(value), ts)
+
+        return map_node
+
+    @staticmethod
+    def _filter_node(fn: Callable[[Any], bool], nxt: Emit) -> Emit:
+        def filter_node(key: Any, value: Any, ts: int) -> Any:
+            if fn(value):
+                return nxt(key, value, ts)
+            return FILTERED
+
+        return filter_node
+
+    @staticmethod
+    def _key_by_node(step: KeyByStep, nxt: Emit) -> Emit:
+        name, fn = step.field, step.fn
+        if name is not None:
+
+            def key_by_field(key: Any, value: Any, ts: int) -> Any:
+                try:
+                    k = value[name]
+                except (KeyError, TypeError, IndexError):
+                    raise SchemaError(f"key field {name!r} is missing") from None
+                if type(k) is not str:
+                    raise SchemaError(f"key field {name!r} is {describe_type(k)}, expected a string")
+                return nxt(k, value, ts)
+
+            return key_by_field
+        assert fn is not None
+
+        def key_by_function(key: Any, value: Any, ts: int) -> Any:
+            k = fn(value)
+            if type(k) is not str:
+                raise SchemaError(f"key function returned {describe_type(k)}, expected a string")
+            return nxt(k, value, ts)
+
+        return key_by_function
+
+    def _guard(self, step: str, nxt: Emit) -> Emit:
+        """Downstream of an operator: a failing step dead-letters that result, not the task."""
+        fail = self._fail_output_of(step)
+
+        def guarded(key: Any, value: Any, ts: int) -> Any:
+            try:
+                return nxt(key, value, ts)
+            except Exception as exc:  # noqa: BLE001 - user code: dead-letter the result
+                fail(key, value, ts, exc)
+                return None
+
+        return guarded
+
+    def _fail_output_of(self, step: str) -> Callable[[Any, Any, int, BaseException], None]:
+        def fail(key: Any, value: Any, ts: int, exc: BaseException) -> None:
+            try:
+                raw = orjson.dumps(value, default=repr)
+            except TypeError:
+                raw = repr(value).encode()
+            self.counters.output_errors += 1
+            self._write_dead_letter(
+                self.dead_letters,
+                "operator_error",
+                _error_text(exc),
+                None if key is None else str(key).encode(),
+                raw,
+                f"{self.pipeline.name}:{step}",
+                -1,
+                -1,
+                ts,
+                step,
+            )
+
+        return fail
+
+    # -- processing -----------------------------------------------------------
+    def process_batch(self, batch: RecordBatch, at: int) -> None:
+        """Process one fetched batch of one partition; all its records arrived at `at`."""
+        p = batch.partition
+        tracker = self.tracker
+        counters = self.counters
+        n = len(batch.values)
+        counters.records_in += n
+        if tracker.on_arrival(p, at):
+            self._fire()
+        if self._ts_field is None:
+            self._process_without_event_time(batch, at)
+            self.positions[p] = batch.next_offset
+            return
+        ts_field = self._ts_field
+        if self._future_skew is not None:
+            self._future_limit = at + self._future_skew
+        head = self._head
+        observe = tracker.observe
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        accepted = filtered = late = 0
+        for i, raw in enumerate(batch.values):
+            try:
+                event = loads(raw)
+            except decode_error:
+                event = self._decode_fallback(batch, i, at)
+                if event is None:
+                    continue
+            if type(event) is not dict:
+                self._dead_letter(batch, i, at, "schema", f"expected a JSON object, got {type(event).__name__}")
+                continue
+            ts = event.get(ts_field)
+            if type(ts) is not int or ts < 0:
+                self._dead_letter(batch, i, at, "schema", self._bad_timestamp(ts))
+                continue
+            try:
+                status = head(None, event, ts)
+            except RecordError as exc:
+                self._dead_letter(batch, i, at, exc.reason, str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - user code: dead-letter the record, keep going
+                self._dead_letter(batch, i, at, "operator_error", _error_text(exc))
+                continue
+            if status is LATE:
+                late += 1
+                self._write_late(batch, i, at, ts)
+            elif status is FILTERED:
+                filtered += 1
+            else:
+                accepted += 1
+            if observe(p, ts):
+                self._fire()
+        counters.accepted += accepted
+        counters.filtered += filtered
+        counters.late += late
+        self.positions[p] = batch.next_offset
+
+    def _process_without_event_time(self, batch: RecordBatch, at: int) -> None:
+        head = self._head
+        loads = orjson.loads
+        stamps = batch.timestamps
+        for i, raw in enumerate(batch.values):
+            try:
+                event = loads(raw)
+            except orjson.JSONDecodeError:
+                event = self._decode_fallback(batch, i, at)
+                if event is None:
+                    continue
+            try:
+                status = head(None, event, stamps[i])
+            except RecordError as exc:
+                self._dead_letter(batch, i, at, exc.reason, str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001
+                self._dead_letter(batch, i, at, "operator_error", _error_text(exc))
+                continue
+            if status is FILTERED:
+                self.counters.filtered += 1
+            else:
+                self.counters.accepted += 1
+
+    def _decode_fallback(self, batch: RecordBatch, i: int, at: int) -> Any:
+        """orjson refused the bytes: dead-letter them unless they are JSON after all (e.g. 1e400)."""
+        try:
+            return decode_strict(batch.values[i])
+        except (ValueError, RecursionError) as exc:
+            self._dead_letter(batch, i, at, "decode", f"not valid JSON: {exc}")
+            return None
+
+    def _bad_timestamp(self, ts: Any) -> str:
+        name = self._ts_field
+        if ts is None:
+            return f"timestamp field {name!r} is missing"
+        if type(ts) is int:
+            return f"timestamp field {name!r} is negative ({ts})"
+        return f"timestamp field {name!r} is {type(ts).__name__}, expected an integer of epoch ms"
+
+    def _fire(self) -> None:
+        watermark = self.tracker.watermark
+        for _, operator in self._operators:
+            operator.on_watermark(watermark)
+
+    def finish(self) -> None:
+        """End of input: W becomes +inf, so every window fires and is purged. Not checkpointed."""
+        self.tracker.end_of_input()
+        self._fire()
+
+    @property
+    def watermark(self) -> float:
+        return self.tracker.watermark
+
+    @property
+    def ended(self) -> bool:
+        return self.tracker.watermark == POS_INF
+
+    # -- dead letters and late records ------------------------------------------
+    def _dead_letter(self, batch: RecordBatch, i: int, at: int, reason: str, error: str) -> None:
+        counts = self.counters.dead_lettered
+        counts[reason] = counts.get(reason, 0) + 1
+        self._write_dead_letter(
+            self.dead_letters,
+            reason,
+            error,
+            batch.key(i),
+            batch.values[i],
+            batch.topic,
+            batch.partition,
+            batch.base_offset + i,
+            batch.timestamps[i],
+            self._step_label,
+            at,
+        )
+
+    def _write_late(self, batch: RecordBatch, i: int, at: int, ts: int) -> None:
+        error = f"event time {ts} is too late for all its windows (watermark {self.tracker.watermark})"
+        self._write_dead_letter(
+            self.late_sink,
+            LATE_REASON,
+            error,
+            batch.key(i),
+            batch.values[i],
+            batch.topic,
+            batch.partition,
+            batch.base_offset + i,
+            batch.timestamps[i],
+            "window",
+            at,
+        )
+
+    def _write_dead_letter(
+        self,
+        sink: Sink,
+        reason: str,
+        error: str,
+        key: bytes | None,
+        value: bytes,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: int,
+        step: str,
+        at: int | None = None,
+    ) -> None:
+        headers = envelope_headers(
+            reason=reason,
+            error=error,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp=timestamp,
+            time_ms=self.clock.now_ms() if at is None else at,
+            app=self.app_name,
+            app_version=self.app_version,
+            step=step,
+        )
+        sink.add(key, value, timestamp, headers)
+
+    # -- checkpoints --------------------------------------------------------------
+    @property
+    def operator_names(self) -> list[str]:
+        return [name for name, _ in self._operators]
+
+    def restore(self) -> dict[int, int]:
+        """Load the last checkpoint, if any; return the source positions to resume from."""
+        meta = self.store.load_checkpoint()
+        if meta is None:
+            stale = self.store.namespaces()
+            if stale:
+                raise IncompatibleState(
+                    f"{self.store.path} holds operator state {sorted(stale)} "
+                    "but no checkpoint record; remove the directory to start over"
+                )
+            return {}
+        if meta.get("operators") != self.operator_names:
+            raise IncompatibleState(
+                f"state in {self.store.path} was written for operators {meta.get('operators')}, "
+                f"but stream {self.pipeline.name!r} now has {self.operator_names}. Renaming an operator "
+                "or changing its state version needs a fresh state directory (or a migration)."
+            )
+        saved_parts = {int(p) for p in meta["positions"]}
+        if saved_parts != set(self.partitions):
+            raise IncompatibleState(
+                f"state in {self.store.path} covers partitions {sorted(saved_parts)}, "
+                f"the source now has {list(self.partitions)}"
+            )
+        self.positions = {int(p): off for p, off in meta["positions"].items()}
+        self.tracker.restore(meta["watermark"])
+        self.checkpoint_id = meta["id"]
+        for name, operator in self._operators:
+            operator.restore(self.store.scan(name))
+        self._fire()  # operators learn the restored watermark (nothing is due: it fired before the checkpoint)
+        return dict(self.positions)
+
+    def commit_checkpoint(self) -> None:
+        """Write every operator's changes, positions and watermarks in one atomic batch.
+
+        Call only after the sinks were flushed: the positions written here promise that
+        every output of the records before them is durable (outputs are at-least-once,
+        state is exactly-once).
+        """
+        started = time.perf_counter()
+        self.checkpoint_id += 1
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "id": self.checkpoint_id,
+            "time_ms": self.clock.now_ms(),
+            "app": self.app_name,
+            "app_version": self.app_version,
+            "stream": self.pipeline.name,
+            "operators": self.operator_names,
+            "positions": {str(p): off for p, off in self.positions.items()},
+            "watermark": self.tracker.snapshot(),
+        }
+        written = self.store.commit({name: op.checkpoint for name, op in self._operators}, meta)
+        self.counters.checkpoints += 1
+        self.counters.last_checkpoint_ms = (time.perf_counter() - started) * 1000
+        self.counters.last_checkpoint_bytes = written
+
+    def state_entries(self) -> int:
+        return sum(op.state_entries() for _, op in self._operators)

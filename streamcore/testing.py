@@ -1,0 +1,128 @@
+"""Test helpers that users and streamcore's own suite share.
+
+* `ScriptedSource` plays a fixed sequence of arrivals, each at its own processing time
+  (driving a `ManualClock`), interleaved with `Control.CHECKPOINT` and `Control.CRASH`
+  markers; it ends with `Control.END_OF_INPUT`.
+* `ScriptedBroker` serves scripted topics from those sources and everything else
+  (outputs, dead letters, late records) from a real broker such as the embedded log.
+* `results_table` folds a window-result topic (revisions and retractions) into the
+  final value of every window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .clock import ManualClock
+from .records import Record, RecordBatch
+from .transport import Broker, Control, Sink, Source, TopicSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One record arriving on `partition` at processing time `at` (epoch ms)."""
+
+    partition: int
+    at: int
+    value: bytes
+    key: bytes | None = None
+    timestamp: int | None = None
+
+
+Script = Sequence[Arrival | Control]
+
+
+class ScriptedSource:
+    """A source that replays a script; offsets count arrivals per partition from 0."""
+
+    def __init__(self, topic: str, partitions: int, script: Script, clock: ManualClock) -> None:
+        self.topic = topic
+        self.partitions = tuple(range(partitions))
+        self.clock = clock
+        self._items: list[tuple[Arrival | Control, int]] = []
+        next_offset = dict.fromkeys(self.partitions, 0)
+        for item in script:
+            if isinstance(item, Arrival):
+                self._items.append((item, next_offset[item.partition]))
+                next_offset[item.partition] += 1
+            else:
+                self._items.append((item, -1))
+        self._cursor = 0
+        self.committed: dict[int, int] = {}
+
+    async def start(self, positions: Mapping[int, int]) -> None:
+        """Skip the arrivals below each partition's restored position."""
+        self._items = [
+            (item, off)
+            for item, off in self._items
+            if not isinstance(item, Arrival) or off >= positions.get(item.partition, 0)
+        ]
+
+    async def fetch(self, max_records: int) -> RecordBatch | Control | None:
+        if self._cursor >= len(self._items):
+            return Control.END_OF_INPUT
+        item, offset = self._items[self._cursor]
+        self._cursor += 1
+        if isinstance(item, Control):
+            return item
+        self.clock.set(item.at)
+        ts = item.at if item.timestamp is None else item.timestamp
+        return RecordBatch(
+            self.topic, item.partition, offset, [item.value], [ts], None if item.key is None else [item.key]
+        )
+
+    async def commit(self, positions: Mapping[int, int]) -> None:
+        self.committed = dict(positions)
+
+    async def close(self) -> None:
+        return None
+
+
+class ScriptedBroker:
+    """Scripted sources for some topics; a real broker for everything else."""
+
+    def __init__(self, inner: Broker, sources: Mapping[str, ScriptedSource]) -> None:
+        self.inner = inner
+        self.sources = dict(sources)
+
+    def ensure_topic(self, spec: TopicSpec) -> None:
+        if spec.name not in self.sources:
+            self.inner.ensure_topic(spec)
+
+    def partitions(self, topic: str) -> int:
+        if topic in self.sources:
+            return len(self.sources[topic].partitions)
+        return self.inner.partitions(topic)
+
+    def source(self, topic: str, *, until_end: bool) -> Source:
+        if topic in self.sources:
+            return self.sources[topic]
+        return self.inner.source(topic, until_end=until_end)
+
+    def sink(self, topic: str) -> Sink:
+        return self.inner.sink(topic)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def results_table(records: Iterable[Record]) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """The final value of every window from a result topic, in the order written.
+
+    A result replaces the window's previous one (upsert by ``(key, start, end)``); a
+    retraction removes it. Re-emissions after a recovery are harmless: applying the
+    same suffix of results twice gives the same table.
+    """
+    table: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for record in records:
+        value = orjson.loads(record.value)
+        window = (value["key"], value["start"], value["end"])
+        if value.get("retracted"):
+            table.pop(window, None)
+        else:
+            table[window] = value
+    return table
