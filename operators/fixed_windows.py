@@ -1,4 +1,18 @@
-"""Tumbling and sliding windows: fixed bounds, known when the event arrives."""
+"""Tumbling and sliding windows: fixed bounds, known when the event arrives.
+
+Windows are kept in buckets by start (``start -> key -> state``), as a hand-written
+loop would: the bucket of the current window is small and hot, timers are per bucket
+(one heap entry per window start, not per window), and a bucket fires its windows in
+key order. A window created after its bucket fired (an accepted late event of a new
+key) is a straggler: it fires at the next watermark advance, like every window whose
+end the watermark has passed.
+
+A window's state is ``[accumulators, fired, next revision, epoch, persisted]``: the
+epoch is the checkpoint interval in which it last changed, so a window joins the dirty
+set once per interval rather than once per event; `persisted` says whether RocksDB
+holds it, so a window created and purged between two checkpoints costs no tombstone.
+Only the first three are checkpointed.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +22,11 @@ from typing import Any
 
 import orjson
 
-from streamcore.operator import LATE, OperatorContext, StateWriter
+from streamcore.operator import LATE, OperatorContext, StateWriter, admit_any
 
 from .window_operator import WindowAggregateSpec, WindowBase
+
+_NO_BUCKET: dict[str, list[Any]] = {}
 
 
 class FixedWindows(WindowBase):
@@ -20,83 +36,148 @@ class FixedWindows(WindowBase):
         super().__init__(spec, context)
         self.size = spec.size
         self.slide = spec.slide
-        # (key, start) -> [accumulators, fired, next revision]
-        self.windows: dict[tuple[str, int], list[Any]] = {}
-        self.fire_at: list[tuple[int, str, int]] = []  # (end, key, start) of windows not yet fired
-        self.purge_at: list[tuple[int, str, int]] = []  # (end + allowed lateness, key, start)
+        self.buckets: dict[int, dict[str, list[Any]]] = {}
+        self.unfired: list[int] = []  # heap of bucket starts the watermark has not passed yet
+        self.stragglers: list[tuple[int, str, int]] = []  # (end, key, start) created after their bucket fired
+        self.purge_at: list[int] = []  # heap of bucket starts; purged at start + size + allowed lateness
+        self.epoch = 0
+        if self.slide == self.size:
+            self.process = self._tumbling_process()  # type: ignore[method-assign]
 
     def process(self, key: str, event: Any, ts: int) -> Any:
+        """Sliding windows: the event belongs to ``size / slide`` windows."""
         values = self.extract(event)
         self.admit(ts)
-        size, slide, lateness = self.size, self.slide, self.lateness
-        closed_before = self.watermark - lateness  # a window is closed once end <= this
+        size, slide = self.size, self.slide
+        closed_before = self.watermark - self.lateness  # a window is closed once its end <= this
         start = ts - ts % slide
         lowest = ts - size
-        touched: list[tuple[tuple[str, int], list[Any], list[Any]]] = []
+        touched: list[tuple[int, list[Any] | None, list[Any]]] = []
         while start > lowest and start >= 0:
             if start + size > closed_before:
-                wkey = (key, start)
-                state = self.windows.get(wkey)
-                accs = self.create() if state is None else state[0]
-                touched.append((wkey, state, self.added(accs, values)))
+                state = self.buckets.get(start, _NO_BUCKET).get(key)
+                touched.append((start, state, self.apply(self.create() if state is None else state[0], values)))
             start -= slide
         if not touched:
             return LATE
         # every aggregation succeeded: now commit the event to all its windows
-        windows, dirty = self.windows, self.dirty
-        for wkey, state, accs in touched:
-            dirty.add(wkey)
+        for start, state, accs in touched:
             if state is None:
-                windows[wkey] = [accs, False, 0]
-                end = wkey[1] + size
-                heappush(self.fire_at, (end, key, wkey[1]))
-                heappush(self.purge_at, (end + lateness, key, wkey[1]))
+                self._new_window(key, start, accs)
             else:
                 state[0] = accs
+                if state[3] != self.epoch:
+                    state[3] = self.epoch
+                    self.dirty.add((key, start))
                 if state[1]:
-                    self.emit_result(key, wkey[1], wkey[1] + size, state)
+                    self.emit_result(key, start, start + size, state)
         return None
+
+    def _tumbling_process(self) -> Any:
+        """`process` for tumbling windows (one window per event), the hot path.
+
+        A closure, so the per-event code reads locals rather than attributes; it does
+        what `process` does when ``slide == size``.
+        """
+        extract, apply, create, admit = self.extract, self.apply, self.create, self.admit
+        buckets, dirty, new_window = self.buckets, self.dirty, self._new_window
+        size, lateness, emit_result = self.size, self.lateness, self.emit_result
+        check_future = admit is not admit_any
+        operator = self
+
+        def process_tumbling(key: str, event: Any, ts: int) -> Any:
+            values = extract(event)
+            if check_future:
+                admit(ts)
+            start = ts - ts % size
+            if start + size + lateness <= operator.watermark:
+                return LATE
+            bucket = buckets.get(start)
+            state = None if bucket is None else bucket.get(key)
+            if state is None:
+                new_window(key, start, apply(create(), values))
+                return None
+            state[0] = apply(state[0], values)
+            epoch = operator.epoch
+            if state[3] != epoch:
+                state[3] = epoch
+                dirty.add((key, start))
+            if state[1]:
+                emit_result(key, start, start + size, state)
+            return None
+
+        return process_tumbling
+
+    def _new_window(self, key: str, start: int, accs: list[Any]) -> None:
+        bucket = self.buckets.get(start)
+        if bucket is None:
+            bucket = self.buckets[start] = {}
+            heappush(self.purge_at, start)
+            if start + self.size > self.watermark:
+                heappush(self.unfired, start)
+        bucket[key] = [accs, False, 0, self.epoch, False]
+        self.dirty.add((key, start))
+        if start + self.size <= self.watermark:
+            heappush(self.stragglers, (start + self.size, key, start))
 
     def on_watermark(self, watermark: float) -> None:
         self.watermark = watermark
-        fire_at, windows, dirty = self.fire_at, self.windows, self.dirty
-        while fire_at and fire_at[0][0] <= watermark:
-            end, key, start = heappop(fire_at)
-            state = windows.get((key, start))
-            if state is None or state[1]:
-                continue
-            state[1] = True
-            dirty.add((key, start))
-            self.emit_result(key, start, end, state)
-        purge_at = self.purge_at
-        while purge_at and purge_at[0][0] <= watermark:
-            _, key, start = heappop(purge_at)
-            if windows.pop((key, start), None) is not None:
-                dirty.add((key, start))
+        size, buckets = self.size, self.buckets
+        # Stragglers end below the previous watermark, so they come first in (end, key, start) order.
+        stragglers = self.stragglers
+        while stragglers and stragglers[0][0] <= watermark:
+            _, key, start = heappop(stragglers)
+            state = buckets.get(start, _NO_BUCKET).get(key)
+            if state is not None and not state[1]:
+                self._fire(key, start, state)
+        unfired = self.unfired
+        while unfired and unfired[0] + size <= watermark:
+            start = heappop(unfired)
+            bucket = buckets.get(start, _NO_BUCKET)
+            for key in sorted(bucket):
+                state = bucket[key]
+                if not state[1]:
+                    self._fire(key, start, state)
+        purge_at, lateness, dirty = self.purge_at, self.lateness, self.dirty
+        while purge_at and purge_at[0] + size + lateness <= watermark:
+            start = heappop(purge_at)
+            for key, state in buckets.pop(start, _NO_BUCKET).items():
+                if state[4]:
+                    dirty.add((key, start))  # delete it at the next checkpoint
+                else:
+                    dirty.discard((key, start))
+
+    def _fire(self, key: str, start: int, state: list[Any]) -> None:
+        state[1] = True
+        if state[3] != self.epoch:
+            state[3] = self.epoch
+            self.dirty.add((key, start))
+        self.emit_result(key, start, start + self.size, state)
 
     # -- state ------------------------------------------------------------------
     def checkpoint(self, writer: StateWriter) -> None:
-        windows = self.windows
-        for wkey in self.dirty:
-            raw_key = self.encode_key(wkey[0], wkey[1])
-            state = windows.get(wkey)
+        buckets = self.buckets
+        for key, start in self.dirty:
+            raw_key = self.encode_key(key, start)
+            state = buckets.get(start, _NO_BUCKET).get(key)
             if state is None:
                 writer.delete(raw_key)
             else:
-                writer.put(raw_key, self.encode_state(state))
+                writer.put(raw_key, self.encode_state(state[:3]))
+                state[4] = True
         self.dirty.clear()
+        self.epoch += 1
 
     def restore(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        size, lateness = self.size, self.lateness
+        unfired: set[int] = set()
         for raw_key, raw_state in entries:
             key, (start,) = self.decode_key(raw_key, 1)
-            state = orjson.loads(raw_state)
-            self.windows[(key, start)] = state
-            if not state[1]:
-                self.fire_at.append((start + size, key, start))
-            self.purge_at.append((start + size + lateness, key, start))
-        self.fire_at.sort()
-        self.purge_at.sort()
+            accs, fired, revision = orjson.loads(raw_state)
+            self.buckets.setdefault(start, {})[key] = [accs, fired, revision, -1, True]
+            if not fired:
+                unfired.add(start)
+        self.unfired = sorted(unfired)  # a sorted list is a heap
+        self.purge_at = sorted(self.buckets)
 
     def state_entries(self) -> int:
-        return len(self.windows)
+        return sum(len(bucket) for bucket in self.buckets.values())

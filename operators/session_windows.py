@@ -36,7 +36,7 @@ class SessionWindows(WindowBase):
         start, end = ts, ts + self.gap
         if self.watermark >= end + self.lateness:
             return LATE
-        accs = self.added(self.create(), values)
+        accs = self.apply(self.create(), values)
         wins = self.sessions.get(key)
         overlapping = [] if wins is None else [w for w in wins if w[0] < end and start < w[1]]
         fired, revision = False, 0

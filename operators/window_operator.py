@@ -27,6 +27,7 @@ from streamcore.errors import SchemaError, StateError
 from streamcore.operator import Operator, OperatorContext
 
 from .aggregations import Aggregation
+from .fused import fuse
 
 _LEN = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -71,9 +72,16 @@ class WindowBase:
         self.numeric = tuple(a.numeric for a in self.aggs)
         self.watermark: float = -math.inf
         self.dirty: set[Any] = set()
+        fused = fuse(self.names, self.aggs)
+        if fused is not None:
+            self.extract = fused.extract  # type: ignore[method-assign]
+            self.apply = fused.add  # type: ignore[method-assign]
+            self.create = fused.create  # type: ignore[method-assign]
+            self.results = fused.results  # type: ignore[method-assign]
+        self.fused = fused is not None
 
-    # -- per event ----------------------------------------------------------------
-    def extract(self, event: Any) -> list[Any]:
+    # -- per event (the generic path; `fused` generates faster equivalents) ----------
+    def extract(self, event: Any) -> Any:
         """The value each aggregation reads; raises SchemaError before any state changes."""
         values = []
         for name, fld, numeric in zip(self.names, self.fields, self.numeric, strict=True):
@@ -94,9 +102,19 @@ class WindowBase:
     def create(self) -> list[Any]:
         return [agg.create() for agg in self.aggs]
 
-    def added(self, accs: list[Any], values: list[Any]) -> list[Any]:
-        """New accumulators with one event added; the old ones are left untouched."""
+    def apply(self, accs: list[Any], values: Any) -> list[Any]:
+        """Accumulators with one event added.
+
+        The generic path returns a new list and leaves `accs` untouched, so an exception
+        in a user-defined ``add`` changes nothing; the fused path adds in place (it
+        cannot fail after `extract`). Either way, store the returned list.
+        """
         return [agg.add(acc, v) for agg, acc, v in zip(self.aggs, accs, values, strict=True)]
+
+    def results(self, out: dict[str, Any], accs: list[Any]) -> None:
+        """Write every aggregation's result for `accs` into `out`."""
+        for name, agg, acc in zip(self.names, self.aggs, accs, strict=True):
+            out[name] = agg.result(acc)
 
     def merged(self, a: list[Any], b: list[Any]) -> list[Any]:
         return [agg.merge(x, y) for agg, x, y in zip(self.aggs, a, b, strict=True)]
@@ -106,10 +124,9 @@ class WindowBase:
         """Emit the window's current values as its next revision. state = [accs, fired, revision]."""
         revision = state[2]
         state[2] = revision + 1
+        out: dict[str, Any] = {"key": key, "start": start, "end": end}
         try:
-            out: dict[str, Any] = {"key": key, "start": start, "end": end}
-            for name, agg, acc in zip(self.names, self.aggs, state[0], strict=True):
-                out[name] = agg.result(acc)
+            self.results(out, state[0])
         except Exception as exc:  # noqa: BLE001 - a user result() failed: dead-letter this result only
             self.fail_output(key, {"key": key, "start": start, "end": end}, end - 1, exc)
             return
@@ -121,9 +138,10 @@ class WindowBase:
 
     # -- state encoding -------------------------------------------------------------
     @staticmethod
-    def encode_key(key: str, *bounds: int) -> bytes:
+    def encode_key(key: str, start: int, end: int | None = None) -> bytes:
         raw = key.encode()
-        return _LEN.pack(len(raw)) + raw + b"".join(_U64.pack(b) for b in bounds)
+        head = _LEN.pack(len(raw)) + raw + _U64.pack(start)
+        return head if end is None else head + _U64.pack(end)
 
     @staticmethod
     def decode_key(raw: bytes, bounds: int) -> tuple[str, tuple[int, ...]]:

@@ -86,9 +86,12 @@ class EmbeddedSink:
         self.records_out = 0
 
     def add(self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = ()) -> None:
-        p = 0 if self.partitions == 1 else partition_for(key, self.partitions, self._round_robin)
-        if key is None:
-            self._round_robin += 1
+        if self.partitions == 1:
+            p = 0
+        else:
+            p = partition_for(key, self.partitions, self._round_robin)
+            if key is None:
+                self._round_robin += 1
         buf = self._buffers.get(p)
         if buf is None:
             buf = self._buffers[p] = ([], [], [], [])

@@ -46,6 +46,11 @@ Emit = Callable[[Any, Any, int], Any]
 """The next step of a pipeline: ``emit(key, value, ts)``."""
 
 
+def admit_any(ts: int) -> None:
+    """The `OperatorContext.admit` of operators that need no future-skew check."""
+    return None
+
+
 class StateWriter(Protocol):
     """Where an operator writes its checkpoint delta (keys are relative to its namespace)."""
 

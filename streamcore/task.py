@@ -31,7 +31,7 @@ from .deadletter import LATE_REASON, envelope_headers
 from .decoding import decode_strict, describe_type
 from .errors import FutureTimestamp, IncompatibleState, RecordError, SchemaError
 from .eventtime import POS_INF, WatermarkTracker
-from .operator import FILTERED, LATE, Emit, Operator
+from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
 from .state import TaskStore
 from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline
@@ -81,14 +81,17 @@ class CallbackSink:
             self.fn(values)
 
 
+def key_bytes(key: Any) -> bytes | None:
+    """The record key of an output: the entity key as UTF-8, or None."""
+    if type(key) is str:
+        return key.encode()
+    return None if key is None else str(key).encode()
+
+
 def _error_text(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {frame[0].filename}:{frame[0].lineno})" if frame else ""
     return f"{type(exc).__name__}: {exc}{where}"
-
-
-def _admit_any(ts: int) -> None:
-    return None
 
 
 class _Context:
@@ -152,7 +155,13 @@ class Task:
         after it validated them, or just before the sink if there is none.
         """
         emit: Emit = self._sink_node()
+        self._sink_emit = emit
         steps = self.pipeline.steps
+        # A leading key_by(field) is run inline by the hot loop (operator chaining).
+        self._key_field: str | None = None
+        if steps and isinstance(steps[0], KeyByStep) and steps[0].field is not None and self._ts_field is not None:
+            self._key_field = steps[0].field
+            steps = steps[1:]
         first_operator = next((i for i, s in enumerate(steps) if isinstance(s, OperatorStep)), None)
         if first_operator is None and self._future_skew is not None:
             emit = self._admit_node(emit)
@@ -166,12 +175,28 @@ class Task:
                 emit = self._key_by_node(step, emit)
             elif isinstance(step, OperatorStep):
                 spec = step.spec
-                admit = self._admit if index == first_operator and self._future_skew is not None else _admit_any
+                admit = self._admit if index == first_operator and self._future_skew is not None else admit_any
                 context = _Context(self._guard(spec.name, emit), self._fail_output_of(spec.name), admit)
                 operator = spec.build(context)
                 self._operators.insert(0, (f"{spec.name}@v{spec.state_version}", operator))
                 emit = operator.process
         return emit
+
+    def _guarded_topic_sink(self, fail: Callable[[Any, Any, int, BaseException], None]) -> Emit:
+        """The topic sink with the guard folded in: one call per result instead of two."""
+        add = self.sink.add
+        dumps = orjson.dumps
+        counters = self.counters
+
+        def to_topic_guarded(key: Any, value: Any, ts: int) -> None:
+            try:
+                add(key_bytes(key), dumps(value), ts)
+            except Exception as exc:  # noqa: BLE001 - e.g. a result that is not JSON: dead-letter it
+                fail(key, value, ts, exc)
+                return
+            counters.outputs += 1
+
+        return to_topic_guarded
 
     def _sink_node(self) -> Emit:
         sink = self.sink
@@ -188,7 +213,7 @@ class Task:
         dumps = orjson.dumps
 
         def to_topic(key: Any, value: Any, ts: int) -> None:
-            add(None if key is None else str(key).encode(), dumps(value), ts)
+            add(key_bytes(key), dumps(value), ts)
             counters.outputs += 1
 
         return to_topic
@@ -251,6 +276,8 @@ class Task:
     def _guard(self, step: str, nxt: Emit) -> Emit:
         """Downstream of an operator: a failing step dead-letters that result, not the task."""
         fail = self._fail_output_of(step)
+        if nxt is self._sink_emit and not isinstance(self.sink, CallbackSink):
+            return self._guarded_topic_sink(fail)
 
         def guarded(key: Any, value: Any, ts: int) -> Any:
             try:
@@ -301,7 +328,10 @@ class Task:
         if self._future_skew is not None:
             self._future_limit = at + self._future_skew
         head = self._head
+        key_field = self._key_field
         observe = tracker.observe
+        ooo = tracker.out_of_orderness_ms
+        moves_watermark = tracker.wm[p] + ooo  # only a later event time can move this partition's watermark
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         accepted = filtered = late = 0
@@ -319,8 +349,14 @@ class Task:
             if type(ts) is not int or ts < 0:
                 self._dead_letter(batch, i, at, "schema", self._bad_timestamp(ts))
                 continue
+            key = None
+            if key_field is not None:
+                key = event.get(key_field)
+                if type(key) is not str:
+                    self._dead_letter(batch, i, at, "schema", self._bad_key(key))
+                    continue
             try:
-                status = head(None, event, ts)
+                status = head(key, event, ts)
             except RecordError as exc:
                 self._dead_letter(batch, i, at, exc.reason, str(exc))
                 continue
@@ -334,8 +370,10 @@ class Task:
                 filtered += 1
             else:
                 accepted += 1
-            if observe(p, ts):
-                self._fire()
+            if ts > moves_watermark:
+                if observe(p, ts):
+                    self._fire()
+                moves_watermark = tracker.wm[p] + ooo
         counters.accepted += accepted
         counters.filtered += filtered
         counters.late += late
@@ -372,6 +410,11 @@ class Task:
         except (ValueError, RecursionError) as exc:
             self._dead_letter(batch, i, at, "decode", f"not valid JSON: {exc}")
             return None
+
+    def _bad_key(self, key: Any) -> str:
+        if key is None:
+            return f"key field {self._key_field!r} is missing"
+        return f"key field {self._key_field!r} is {describe_type(key)}, expected a string"
 
     def _bad_timestamp(self, ts: Any) -> str:
         name = self._ts_field

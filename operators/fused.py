@@ -1,0 +1,118 @@
+"""Fused built-in aggregations: one generated function instead of one call per aggregation.
+
+For a window whose aggregations are all built-in (`Count`, `Sum`, `Min`, `Max`,
+`Mean`), this module writes three small Python functions at build time, the way
+`dataclasses` and `namedtuple` do:
+
+* ``extract(event)`` reads each distinct field once, checks it is a finite number, and
+  returns the values (raising `SchemaError` before any state changes);
+* ``add(accs, values)`` folds them into the accumulator list in place and returns it
+  (it cannot fail once ``extract`` succeeded, so in-place is still all-or-nothing);
+* ``create()`` returns a fresh accumulator list;
+* ``results(out, accs)`` writes each aggregation's result into the output dict.
+
+The accumulator layout is exactly the generic one (``[agg.create(), ...]`` folded with
+``agg.add``), so checkpoints do not depend on which path wrote them, and the generic
+path in `window_operator` stays the reference: ``tests/unit/test_fused.py`` checks
+that both give the same accumulators. The generated source is kept in ``__source__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamcore.errors import SchemaError
+
+from .aggregations import Aggregation, Count, Max, Mean, Min, Sum
+
+_BUILTIN = (Count, Sum, Min, Max, Mean)
+
+
+@dataclass(frozen=True, slots=True)
+class FusedAggregations:
+    extract: Callable[[Any], Any]
+    add: Callable[[list[Any], Any], list[Any]]
+    create: Callable[[], list[Any]]
+    results: Callable[[dict[str, Any], list[Any]], None]
+    source: str
+
+
+def _schema_error(event: Any, fields: Sequence[str], owners: Sequence[str]) -> SchemaError:
+    for field, owner in zip(fields, owners, strict=True):
+        try:
+            value = event[field]
+        except (KeyError, TypeError, IndexError):
+            return SchemaError(f"field {field!r} (aggregation {owner!r}) is missing")
+        kind = type(value)
+        if not (kind is int or (kind is float and value - value == 0.0)):
+            return SchemaError(f"field {field!r} (aggregation {owner!r}) is {value!r}, not a finite number")
+    return SchemaError("invalid event")  # pragma: no cover - only called when a check failed
+
+
+def fuse(names: Sequence[str], aggregations: Sequence[Aggregation]) -> FusedAggregations | None:
+    """Generated functions for `aggregations`, or None if any of them is not built-in."""
+    if not all(type(a) in _BUILTIN for a in aggregations):
+        return None
+    fields: list[str] = []
+    owners: list[str] = []
+    for name, agg in zip(names, aggregations, strict=True):
+        if agg.field is not None and agg.field not in fields:
+            fields.append(agg.field)
+            owners.append(name)
+    var = {f: f"v{i}" for i, f in enumerate(fields)}
+
+    lines = ["def extract(event):"]
+    if fields:
+        lines.append("    try:")
+        lines.extend(f"        {var[f]} = event[{f!r}]" for f in fields)
+        lines.append("    except (KeyError, TypeError, IndexError):")
+        lines.append("        raise _schema_error(event, FIELDS, OWNERS) from None")
+        checks = " or ".join(
+            f"not (type({v}) is int or (type({v}) is float and {v} - {v} == 0.0))" for v in var.values()
+        )
+        lines.append(f"    if {checks}:")
+        lines.append("        raise _schema_error(event, FIELDS, OWNERS)")
+        values = ", ".join(var.values())
+        lines.append(f"    return {values}")
+    else:
+        lines.append("    return None")
+
+    add = ["def add(accs, values):"]
+    if len(fields) > 1:
+        add.append(f"    {', '.join(var.values())} = values")
+    elif fields:
+        add.append(f"    {var[fields[0]]} = values")
+    create = []
+    results = ["def results(out, accs):"]
+    for name, agg in zip(names, aggregations, strict=True):
+        i = len(create)
+        if isinstance(agg, Mean):
+            results.append(f"    m = accs[{i}]")
+            results.append(f"    out[{name!r}] = m[0] / m[1] if m[1] else None")
+        else:
+            results.append(f"    out[{name!r}] = accs[{i}]")
+        v = var.get(agg.field) if agg.field is not None else None
+        if isinstance(agg, Count):
+            add.append(f"    accs[{i}] += 1")
+            create.append("0")
+        elif isinstance(agg, Sum):
+            add.append(f"    accs[{i}] += {v}")
+            create.append("0")
+        elif isinstance(agg, Min | Max):
+            op = "<" if isinstance(agg, Min) else ">"
+            add.append(f"    a = accs[{i}]")
+            add.append(f"    if a is None or {v} {op} a:")
+            add.append(f"        accs[{i}] = {v}")
+            create.append("None")
+        else:  # Mean: [sum, count]
+            add.append(f"    m = accs[{i}]")
+            add.append(f"    m[0] += {v}")
+            add.append("    m[1] += 1")
+            create.append("[0, 0]")
+    add.append("    return accs")
+    source = "\n".join([*lines, "", *add, "", "def create():", f"    return [{', '.join(create)}]", "", *results, ""])
+    namespace: dict[str, Any] = {"_schema_error": _schema_error, "FIELDS": tuple(fields), "OWNERS": tuple(owners)}
+    exec(compile(source, f"<fused aggregations {list(names)}>", "exec"), namespace)
+    return FusedAggregations(namespace["extract"], namespace["add"], namespace["create"], namespace["results"], source)
