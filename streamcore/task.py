@@ -145,7 +145,7 @@ class Task:
         self._future_limit = math.inf  # processing time of the current batch + max_future_skew
         self._operators: list[tuple[str, Operator]] = []
         self._head = self._build_chain()
-        self._step_label = "pipeline"
+        self._step_label = pipeline.name
 
     # -- building -----------------------------------------------------------
     def _build_chain(self) -> Emit:

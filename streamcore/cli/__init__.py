@@ -1,0 +1,1 @@
+"""The ``streamcore`` command line."""

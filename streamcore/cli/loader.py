@@ -1,0 +1,57 @@
+"""Finding the `App` in a file or module named on the command line."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from ..app import App
+from ..errors import ConfigError
+
+
+def _import_file(path: Path) -> ModuleType:
+    directory = str(path.parent.resolve())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    name = f"streamcore_app_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError("app", f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_app(target: str) -> App:
+    """Load ``path/to/app.py``, ``package.module`` or either with ``:attribute``.
+
+    Without an attribute, the module's ``app`` is used, or its only `App` instance.
+    """
+    location, _, attribute = target.partition(":")
+    if location.endswith(".py") or Path(location).is_file():
+        path = Path(location)
+        if not path.is_file():
+            raise ConfigError("app", f"no such file: {location}")
+        module = _import_file(path)
+    else:
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(location)
+        except ModuleNotFoundError as exc:
+            raise ConfigError("app", f"cannot import {location!r}: {exc}") from exc
+    if attribute:
+        found = getattr(module, attribute, None)
+        if not isinstance(found, App):
+            raise ConfigError("app", f"{location}:{attribute} is not a streamcore App")
+        return found
+    if isinstance(getattr(module, "app", None), App):
+        return module.app  # type: ignore[no-any-return]
+    apps = [v for v in vars(module).values() if isinstance(v, App)]
+    if len(apps) != 1:
+        raise ConfigError("app", f"{target}: expected one App (or a variable named 'app'), found {len(apps)}")
+    return apps[0]

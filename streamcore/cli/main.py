@@ -1,0 +1,104 @@
+"""``streamcore``: run apps, the demo, and tools for the embedded log and dead letters.
+
+streamcore run APP [--until-end]     run an app file or module
+streamcore demo                      the bundled demo on a generated stream
+streamcore log topics|produce|tail   the embedded log
+streamcore dlq list|show|replay      dead-lettered records
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+
+from ..errors import StreamcoreError
+from ..log import EmbeddedLog
+from ..runner import Runner
+from ..settings import RunSettings
+from . import dlq_commands, log_commands
+from .loader import load_app
+from .progress import ProgressPrinter, print_summary
+
+DEMO_MODULE = "apps.payments.demo"
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> RunSettings:
+    broker = f"embedded:{args.log_dir}" if getattr(args, "log_dir", None) else getattr(args, "broker", None)
+    return RunSettings.from_env(broker=broker, **extra)  # type: ignore[arg-type]
+
+
+def run_command(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    settings = _settings(
+        args,
+        state_dir=args.state_dir,
+        until_end=args.until_end or None,
+        checkpoint_interval_ms=args.checkpoint_interval_ms,
+    )
+    progress = None if args.quiet else ProgressPrinter(sys.stderr)
+    status = asyncio.run(Runner(app, settings, progress=progress, progress_interval_s=args.progress_every).run())
+    return 0 if print_summary(status, sys.stderr) else 1
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    demo = importlib.import_module(DEMO_MODULE)
+    return int(demo.main(args.demo_args))
+
+
+def _log_command(args: argparse.Namespace) -> int:
+    log = EmbeddedLog(_settings(args).embedded_log_dir)
+    try:
+        return int(args.handler(args, log))
+    finally:
+        log.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-dir", help="embedded log directory (default: $STREAMCORE_BROKER or .streamcore/log)")
+    parser = argparse.ArgumentParser(
+        prog="streamcore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="run an app file or module")
+    run.add_argument("app", help="path/to/app.py, package.module, or either with :attribute")
+    run.add_argument("--until-end", action="store_true", help="stop once the sources are exhausted")
+    run.add_argument("--state-dir", type=Path, help="RocksDB state (default: $STREAMCORE_STATE_DIR)")
+    run.add_argument("--broker", help="embedded:<dir> (default) or kafka://host:port")
+    run.add_argument("--checkpoint-interval-ms", type=int, help="milliseconds between checkpoints")
+    run.add_argument("--progress-every", type=float, default=2.0, help="seconds between progress lines")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=run_command)
+
+    demo = sub.add_parser(
+        "demo", help="run the bundled demo app over a generated stream (see demo --help)", add_help=False
+    )
+    demo.set_defaults(func=demo_command)
+
+    log_commands.add_parsers(sub, common, _log_command)
+    dlq_commands.add_parsers(sub, common, _log_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "demo":
+        args.demo_args = rest  # the demo parses its own options
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return int(args.func(args))
+    except StreamcoreError as exc:
+        print(f"streamcore: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Human-readable progress lines and the end-of-run summary."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import TextIO
+
+from ..runner import RunStatus
+
+
+def _watermark_lag(watermark: float, now_ms: int) -> str:
+    if watermark == -math.inf:
+        return "no watermark yet"
+    if watermark == math.inf:
+        return "end of input"
+    return f"watermark lag {(now_ms - watermark) / 1000:.1f} s"
+
+
+class ProgressPrinter:
+    """Prints one line per progress tick and stream: rate, watermark lag, late and dead letters."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self.out = out
+        self._last: dict[str, tuple[int, float]] = {}
+
+    def __call__(self, status: RunStatus) -> None:
+        for task in status.tasks:
+            c = task.counters
+            last_in, last_t = self._last.get(task.name, (0, 0.0))
+            dt = status.elapsed_s - last_t
+            rate = (c.records_in - last_in) / dt if dt > 0 else 0.0
+            self._last[task.name] = (c.records_in, status.elapsed_s)
+            dlq = c.dead_letter_total
+            reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(c.dead_lettered.items()))
+            print(
+                f"{status.elapsed_s:6.1f}s  {task.name:<16} in {c.records_in:>9,} ({rate:>8,.0f}/s)  "
+                f"{_watermark_lag(task.watermark, status.processing_time_ms):<22} late {c.late:>5,}  "
+                f"dlq {dlq:>6,}{f' ({reasons})' if reasons else ''}  out {c.outputs:,}",
+                file=self.out,
+                flush=True,
+            )
+
+
+def print_summary(status: RunStatus, out: TextIO = sys.stdout) -> bool:
+    """Print what happened to every record; return True if every record is accounted for."""
+    ok = True
+    print(f"\nstopped after {status.elapsed_s:.1f} s ({status.stopped_by or 'stopped'})", file=out)
+    for task in status.tasks:
+        c = task.counters
+        balanced = c.accounted == c.records_in
+        ok = ok and balanced
+        print(f"  stream {task.name}:", file=out)
+        print(f"    records in      {c.records_in:>10,}", file=out)
+        print(f"    accepted        {c.accepted:>10,}", file=out)
+        print(f"    filtered        {c.filtered:>10,}", file=out)
+        print(f"    late            {c.late:>10,}", file=out)
+        for reason, n in sorted(c.dead_lettered.items()):
+            print(f"    dead-lettered   {n:>10,}  ({reason})", file=out)
+        print(f"    results out     {c.outputs:>10,}", file=out)
+        print(
+            f"    checkpoints     {c.checkpoints:>10,}  (last {c.last_checkpoint_ms:.1f} ms, "
+            f"{c.last_checkpoint_bytes:,} bytes)",
+            file=out,
+        )
+        verdict = "every record accounted for" if balanced else f"MISSING {c.records_in - c.accounted}"
+        print(f"    {verdict}", file=out)
+    return ok
