@@ -59,14 +59,13 @@ async def terminals(log: EmbeddedLog, rate: int, duration: float, seed: int) -> 
     rnd = random.Random(seed)
     producer = log.producer(payments.name)
     tick = 0.05
+    per_tick = int(rate * tick / TERMINALS)
     sent = 0
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < duration:
         now_ms = time.time_ns() // 1_000_000
         for terminal in range(TERMINALS):
-            batch = [
-                make_payment(rnd, now_ms, terminal, elapsed, duration) for _ in range(int(rate * tick / TERMINALS))
-            ]
+            batch = [make_payment(rnd, now_ms, terminal, elapsed, duration) for _ in range(per_tick)]
             if rnd.random() < 0.02:  # a buffered batch from two minutes ago: late
                 batch += [orjson.dumps({"card": "c7", "merchant": "m1", "amount": 5.0, "ts": now_ms - 120_000})] * 3
             producer.send_many(batch, [now_ms] * len(batch), partition=terminal)
