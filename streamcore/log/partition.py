@@ -90,8 +90,15 @@ class _FrameScanner:
         """The body of the frame at `position`, or None if it is not completely on disk yet.
 
         A complete frame that fails its checksum raises LogCorruption unless it is the
-        last bytes of the file (a torn write that the next writer will truncate).
+        last bytes of the file (a torn write that the next writer will truncate). After
+        None the read-ahead is dropped: a torn tail may be replaced by a new frame.
         """
+        body = self._read_frame()
+        if body is None:
+            self._buf, self._buf_start = b"", self.position
+        return body
+
+    def _read_frame(self) -> bytes | None:
         pos = self.position
         buf = self._ensure(pos, HEADER_SIZE)
         if buf is None:

@@ -1,0 +1,8 @@
+"""Shared test setup: the tests directory is importable (tck_adapter, tck_reference, helpers)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))

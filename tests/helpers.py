@@ -1,0 +1,50 @@
+"""Small helpers for tests that run apps on a real embedded log and RocksDB state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streamcore import App, Runner, RunSettings, RunStatus
+from streamcore.deadletter import DeadLetter
+from streamcore.log import EmbeddedLog, TopicConfig
+from streamcore.testing import results_table
+
+
+def settings(tmp_path: Path, **overrides: Any) -> RunSettings:
+    options: dict[str, Any] = {"until_end": True, **overrides}
+    return RunSettings(state_dir=tmp_path / "state", broker=f"embedded:{tmp_path / 'log'}", **options)
+
+
+def produce(
+    tmp_path: Path,
+    topic: str,
+    lines: Iterable[bytes | dict[str, Any]],
+    partitions: int = 1,
+    partition: int | None = None,
+    key: str | None = None,
+) -> None:
+    log = EmbeddedLog(tmp_path / "log")
+    log.create_topic(TopicConfig(topic, partitions))
+    values = [line if isinstance(line, bytes) else orjson.dumps(line) for line in lines]
+    keys = None
+    if key is not None:
+        keys = [str(orjson.loads(v).get(key)).encode() if v.startswith(b"{") else None for v in values]
+    log.producer(topic).send_many(values, [0] * len(values), keys, partition=partition)
+    log.close()
+
+
+def run(app: App, tmp_path: Path, **overrides: Any) -> RunStatus:
+    return asyncio.run(Runner(app, settings(tmp_path, **overrides), handle_signals=False).run())
+
+
+def table(tmp_path: Path, topic: str) -> dict[tuple[str, int, int], dict[str, Any]]:
+    return results_table(EmbeddedLog(tmp_path / "log").read_all(topic))
+
+
+def dead_letters(tmp_path: Path, topic: str) -> list[DeadLetter]:
+    return [DeadLetter.from_record(r) for r in EmbeddedLog(tmp_path / "log").read_all(topic)]

@@ -1,0 +1,77 @@
+"""Aggregation laws (hypothesis), and the fused fast path against the generic reference."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from operators import Count, Max, Mean, Min, Sum
+from operators.aggregations import Aggregation
+from operators.fused import fuse
+from streamcore.errors import SchemaError
+
+numbers = st.one_of(st.integers(-(10**9), 10**9), st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
+BUILTINS: list[Aggregation] = [Count(), Sum("v"), Min("v"), Max("v"), Mean("v")]
+
+
+def fold(agg: Aggregation, values: list[Any]) -> Any:
+    acc = agg.create()
+    for v in values:
+        acc = agg.add(acc, v)
+    return acc
+
+
+def close(a: Any, b: Any) -> bool:
+    if isinstance(a, list):
+        return all(close(x, y) for x, y in zip(a, b, strict=True))
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("agg", BUILTINS, ids=lambda a: a.state_name)
+@given(xs=st.lists(numbers, max_size=20), ys=st.lists(numbers, max_size=20), zs=st.lists(numbers, max_size=20))
+def test_merge_laws(agg: Aggregation, xs: list[Any], ys: list[Any], zs: list[Any]) -> None:
+    a, b, c = fold(agg, xs), fold(agg, ys), fold(agg, zs)
+    assert close(agg.result(agg.merge(a, b)), agg.result(fold(agg, xs + ys)))  # merge == fold of the union
+    assert close(agg.merge(agg.merge(a, b), c), agg.merge(a, agg.merge(b, c)))  # associative
+    assert close(agg.merge(agg.create(), a), a)  # create() is the identity
+
+
+@given(events=st.lists(st.fixed_dictionaries({"v": numbers, "w": numbers}), min_size=1, max_size=30))
+def test_fused_equals_generic(events: list[dict[str, Any]]) -> None:
+    aggs = [Count(), Sum("v"), Min("w"), Max("v"), Mean("w"), Sum("w")]
+    names = [f"a{i}" for i in range(len(aggs))]
+    fused = fuse(names, aggs)
+    assert fused is not None
+    generic = [a.create() for a in aggs]
+    fast = fused.create()
+    assert fast == generic
+    for event in events:
+        generic = [a.add(acc, event[a.field] if a.field else event) for a, acc in zip(aggs, generic, strict=True)]
+        fast = fused.add(fast, fused.extract(event))
+    assert close(fast, generic)
+    out: dict[str, Any] = {}
+    fused.results(out, fast)
+    assert close([out[n] for n in names], [a.result(acc) for a, acc in zip(aggs, generic, strict=True)])
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"w": 1}, "'v' .* is missing"),
+        ({"v": "1"}, "not a finite number"),
+        ({"v": True}, "not a finite number"),
+        ({"v": float("inf")}, "not a finite number"),
+        ([1, 2], "is missing"),
+    ],
+)
+def test_fused_extract_rejects_bad_fields(event: Any, message: str) -> None:
+    fused = fuse(["s"], [Sum("v")])
+    assert fused is not None
+    with pytest.raises(SchemaError, match=message):
+        fused.extract(event)

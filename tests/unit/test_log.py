@@ -1,0 +1,193 @@
+"""The embedded log: framing, seeks, segments, torn tails, corruption, retention, many writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamcore.errors import LogCorruption, TopicConflict, TopicNotFound
+from streamcore.log import EmbeddedLog, TopicConfig
+from streamcore.log.format import Frame, encode_frame
+from streamcore.log.partition import PartitionWriter, list_segments, segment_path
+
+
+@settings(max_examples=200)
+@given(
+    records=st.lists(
+        st.tuples(
+            st.binary(max_size=64),
+            st.integers(min_value=-(2**62), max_value=2**62),
+            st.none() | st.binary(max_size=16),
+            st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=8)), max_size=3).map(tuple),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    base=st.integers(min_value=0, max_value=2**40),
+)
+def test_frame_roundtrip(records: list, base: int) -> None:
+    values, stamps, keys, headers = (list(col) for col in zip(*records, strict=True))
+    frame = encode_frame(base, values, stamps, keys, headers)
+    decoded = Frame(frame[12:])
+    assert decoded.base_offset == base
+    assert decoded.values == values
+    assert list(decoded.timestamps) == stamps
+    assert (decoded.keys or [None] * len(values)) == keys
+    assert (decoded.headers or [()] * len(values)) == [tuple(h) for h in headers]
+
+
+def make_log(tmp_path: Path, partitions: int = 1, **config: int) -> EmbeddedLog:
+    log = EmbeddedLog(tmp_path / "log")
+    log.create_topic(TopicConfig("t", partitions, **config))
+    return log
+
+
+def test_append_read_and_seek_mid_frame(tmp_path: Path) -> None:
+    log = make_log(tmp_path)
+    writer = log.writer("t", 0)
+    assert writer.append([b"a", b"b", b"c"], [1, 2, 3], [b"k", None, b"k"]) == 0
+    assert writer.append([b"d"], [4], headers=[(("h", b"v"),)]) == 3
+    reader = log.reader("t", 0, 1)
+    batch = reader.read(10)
+    assert batch is not None and batch.base_offset == 1 and batch.values == [b"b", b"c"]
+    assert batch.keys == [None, b"k"]
+    nxt = reader.read(10)
+    assert nxt is not None and nxt.record(0).header("h") == b"v" and nxt.base_offset == 3
+    assert reader.read(10) is None  # nothing more yet: the reader waits, it does not fail
+    writer.append([b"e"], [5])
+    later = reader.read(10)
+    assert later is not None and later.values == [b"e"]
+
+
+def test_segments_roll_and_reads_cross_them(tmp_path: Path) -> None:
+    log = make_log(tmp_path, segment_bytes=4096)
+    writer = log.writer("t", 0)
+    for i in range(200):
+        writer.append([b"x" * 100 + str(i).encode()], [i])
+    assert len(list_segments(log.partition_dir("t", 0))) > 3
+    records = log.read_all("t", offset=150)
+    assert [r.offset for r in records] == list(range(150, 200))
+    assert records[0].value.endswith(b"150")
+    assert log.end_offsets("t") == {0: 200}
+
+
+def test_torn_tail_is_invisible_then_truncated_by_the_next_writer(tmp_path: Path) -> None:
+    log = make_log(tmp_path)
+    log.writer("t", 0).append([b"ok"], [1])
+    path = segment_path(log.partition_dir("t", 0), 0)
+    torn = encode_frame(1, [b"never acknowledged"], [2])[:-5]
+    with open(path, "ab") as f:
+        f.write(torn)
+    reader = log.reader("t", 0)
+    assert reader.read(10).values == [b"ok"]  # type: ignore[union-attr]
+    assert reader.read(10) is None  # the torn frame is not returned
+    fresh = EmbeddedLog(tmp_path / "log")
+    assert fresh.writer("t", 0).append([b"next"], [3]) == 1  # truncated, offset 1 reused
+    assert reader.read(10).values == [b"next"]  # type: ignore[union-attr]
+
+
+def test_corruption_in_the_middle_is_an_error(tmp_path: Path) -> None:
+    log = make_log(tmp_path)
+    writer = log.writer("t", 0)
+    writer.append([b"first"], [1])
+    writer.append([b"second"], [2])
+    path = segment_path(log.partition_dir("t", 0), 0)
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0xFF  # inside the first frame's body
+    path.write_bytes(bytes(data))
+    with pytest.raises(LogCorruption, match="checksum"):
+        log.reader("t", 0).read(10)
+
+
+def test_retention_drops_old_segments_and_readers_skip_ahead(tmp_path: Path) -> None:
+    log = make_log(tmp_path, segment_bytes=4096, retention_bytes=10_000)
+    writer = log.writer("t", 0)
+    for i in range(300):
+        writer.append([b"y" * 200], [i])
+    assert log.start_offsets("t")[0] > 0
+    reader = log.reader("t", 0, 0)
+    first = reader.read(1)
+    assert first is not None and first.base_offset == log.start_offsets("t")[0]
+    assert reader.skipped_by_retention == first.base_offset
+
+
+def test_topics_are_checked(tmp_path: Path) -> None:
+    log = make_log(tmp_path, partitions=2)
+    with pytest.raises(TopicConflict):
+        log.create_topic(TopicConfig("t", 3))
+    with pytest.raises(TopicNotFound, match="does not exist"):
+        log.topic("nope")
+    assert [t.name for t in log.topics()] == ["t"]
+
+
+def test_keyed_records_go_to_a_stable_partition(tmp_path: Path) -> None:
+    log = make_log(tmp_path, partitions=4)
+    producer = log.producer("t")
+    producer.send_many([b"%d" % i for i in range(40)], [0] * 40, [b"same"] * 40)
+    ends = log.end_offsets("t")
+    assert sorted(ends.values()) == [0, 0, 0, 40]
+
+
+def _writer_process(root: str, worker: int, batches: int, acked: multiprocessing.Queue) -> None:
+    writer = PartitionWriter(Path(root))
+    for i in range(batches):
+        values = [f"{worker}:{i}:{j}".encode() for j in range(10)]
+        first = writer.append(values, [i] * 10)
+        acked.put((worker, i, first))
+
+
+def test_concurrent_writer_processes_never_tear_or_lose(tmp_path: Path) -> None:
+    log = make_log(tmp_path, segment_bytes=8192)
+    root = str(log.partition_dir("t", 0))
+    ctx = multiprocessing.get_context("spawn")
+    acked = ctx.Queue()
+    procs = [ctx.Process(target=_writer_process, args=(root, w, 50, acked)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    acks = [acked.get(timeout=5) for _ in range(150)]
+    records = log.read_all("t")
+    assert [r.offset for r in records] == list(range(1500))
+    by_value = {r.value: r.offset for r in records}
+    for worker, i, first in acks:
+        assert by_value[f"{worker}:{i}:0".encode()] == first  # the offset the writer was told
+        assert all(f"{worker}:{i}:{j}".encode() in by_value for j in range(10))
+
+
+def _writer_until_killed(root: str, ready: multiprocessing.Event, acked_path: str) -> None:
+    writer = PartitionWriter(Path(root))
+    with open(acked_path, "a") as acks:
+        i = 0
+        while True:
+            writer.append([f"r{i}".encode() * 50], [i])
+            acks.write(f"{i}\n")
+            acks.flush()
+            i += 1
+            if i == 50:
+                ready.set()
+
+
+def test_kill_9_of_a_writer_loses_no_acknowledged_record(tmp_path: Path) -> None:
+    log = make_log(tmp_path, segment_bytes=16384)
+    root = str(log.partition_dir("t", 0))
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    acked_path = str(tmp_path / "acked.txt")
+    proc = ctx.Process(target=_writer_until_killed, args=(root, ready, acked_path))
+    proc.start()
+    assert ready.wait(30)
+    os.kill(proc.pid, 9)
+    proc.join()
+    acked = [int(x) for x in Path(acked_path).read_text().split()]
+    fresh = EmbeddedLog(tmp_path / "log")
+    fresh.writer("t", 0).append([b"after"], [0])  # a new writer repairs any torn tail
+    values = [r.value for r in fresh.read_all("t")]
+    assert values[-1] == b"after"
+    assert values[: len(acked)] == [f"r{i}".encode() * 50 for i in acked]
