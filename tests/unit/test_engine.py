@@ -151,7 +151,7 @@ def test_a_graceful_stop_checkpoints_and_the_next_run_resumes(tmp_path: Path) ->
     async def run_then_stop() -> None:
         runner = Runner(window_app(), settings(tmp_path, until_end=False), handle_signals=False)
         task = asyncio.create_task(runner.run())
-        while not runner.sources or runner.status().records_in < 50:
+        while not runner.sources or runner.status().records_in < 50:  # noqa: ASYNC110 - polls from outside
             await asyncio.sleep(0.01)
         runner.stop()
         status = await task
