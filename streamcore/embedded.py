@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 
 from .log import EmbeddedLog, PartitionReader, TopicConfig
@@ -15,7 +16,15 @@ POLL_MAX_S = 0.05
 
 
 class EmbeddedSource:
-    """Reads all partitions of a topic, one partition's batch per fetch, round-robin.
+    """Reads all partitions of a topic, merged by append time, in batches.
+
+    The arrival order is deterministic: of the partitions that have records
+    available, the next batch comes from the one whose next record has the smallest
+    (log timestamp, partition), and runs until another partition's next record
+    would come first. Reading a log again from the same positions, after a restart or
+    for a replay, therefore gives the same arrivals in the same order, and with
+    them the same watermarks and the same late-or-not decisions. (On a live log, a
+    partition with nothing written yet cannot hold the others back.)
 
     With `until_end`, the end offsets as of `start` are the end of input.
     """
@@ -27,11 +36,14 @@ class EmbeddedSource:
         self.until_end = until_end
         self._readers: list[PartitionReader] = []
         self._ends: dict[int, int] = {}
-        self._turn = 0
+        self._heads: list[RecordBatch | None] = []
+        self._cursors: list[int] = []
         self._idle_wait = POLL_MIN_S
 
     async def start(self, positions: Mapping[int, int]) -> None:
         self._readers = [self.log.reader(self.topic, p, positions.get(p)) for p in self.partitions]
+        self._heads = [None] * len(self._readers)
+        self._cursors = [0] * len(self._readers)
         if self.until_end:
             self._ends = self.log.end_offsets(self.topic)
 
@@ -40,31 +52,52 @@ class EmbeddedSource:
         self.until_end = True
         self._ends = self.log.end_offsets(self.topic)
 
-    async def fetch(self, max_records: int) -> RecordBatch | Control | None:
-        readers = self._readers
-        n = len(readers)
-        for step in range(n):
-            reader = readers[(self._turn + step) % n]
-            limit = max_records
-            if self.until_end:
-                limit = min(limit, self._ends[reader.partition] - reader.position)
-                if limit <= 0:
-                    continue
-            batch = reader.read(limit)
-            if batch is not None:
-                self._turn = (self._turn + step + 1) % n
-                self._idle_wait = POLL_MIN_S
-                return batch
-        if self.until_end and all(r.position >= self._ends[r.partition] for r in readers):
-            return Control.END_OF_INPUT
-        await asyncio.sleep(self._idle_wait)
-        self._idle_wait = min(self._idle_wait * 2, POLL_MAX_S)
-        return None
+    def _head(self, i: int, max_records: int) -> RecordBatch | None:
+        """The unread part of partition i's read-ahead, reading more if it is used up."""
+        head = self._heads[i]
+        if head is not None and self._cursors[i] < len(head):
+            return head
+        reader = self._readers[i]
+        limit = max_records
+        if self.until_end:
+            limit = min(limit, self._ends[reader.partition] - reader.position)
+            if limit <= 0:
+                self._heads[i] = None
+                return None
+        head = reader.read(limit)
+        self._heads[i], self._cursors[i] = head, 0
+        return head
 
-    def lag(self) -> dict[int, int]:
-        """Records between each partition's position and its end (for progress and metrics)."""
-        ends = self.log.end_offsets(self.topic)
-        return {r.partition: ends[r.partition] - r.position for r in self._readers}
+    async def fetch(self, max_records: int) -> RecordBatch | Control | None:
+        first: tuple[int, int] | None = None  # (timestamp, index) of the earliest head
+        second: tuple[int, int] | None = None
+        for i in range(len(self._readers)):
+            head = self._head(i, max_records)
+            if head is None:
+                continue
+            candidate = (head.timestamps[self._cursors[i]], i)
+            if first is None or candidate < first:
+                first, second = candidate, first
+            elif second is None or candidate < second:
+                second = candidate
+        if first is None:
+            if self.until_end and all(r.position >= self._ends[r.partition] for r in self._readers):
+                return Control.END_OF_INPUT
+            await asyncio.sleep(self._idle_wait)
+            self._idle_wait = min(self._idle_wait * 2, POLL_MAX_S)
+            return None
+        self._idle_wait = POLL_MIN_S
+        i = first[1]
+        head = self._heads[i]
+        assert head is not None
+        start = self._cursors[i]
+        stop = min(len(head), start + max_records)
+        if second is not None:  # stop where the other partition's next record comes first
+            bound_ts, bound_i = second
+            search = bisect_right if i < bound_i else bisect_left
+            stop = max(start + 1, min(stop, search(head.timestamps, bound_ts, start, stop)))
+        self._cursors[i] = stop
+        return head.slice(start, stop)
 
     async def commit(self, positions: Mapping[int, int]) -> None:
         return None  # positions live in the task's RocksDB checkpoint

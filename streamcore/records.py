@@ -71,17 +71,16 @@ class RecordBatch:
         for i in range(len(self.values)):
             yield self.record(i)
 
-    def drop_before(self, offset: int) -> RecordBatch:
-        """The part of this batch at or after `offset` (a seek may land mid-batch)."""
-        skip = offset - self.base_offset
-        if skip <= 0:
+    def slice(self, start: int, stop: int) -> RecordBatch:
+        """Records ``start .. stop-1`` of this batch (indices, not offsets)."""
+        if start == 0 and stop >= len(self.values):
             return self
         return RecordBatch(
             self.topic,
             self.partition,
-            offset,
-            self.values[skip:],
-            self.timestamps[skip:],
-            None if self.keys is None else self.keys[skip:],
-            None if self.headers is None else self.headers[skip:],
+            self.base_offset + start,
+            self.values[start:stop],
+            self.timestamps[start:stop],
+            None if self.keys is None else self.keys[start:stop],
+            None if self.headers is None else self.headers[start:stop],
         )

@@ -472,7 +472,7 @@ class Task:
             batch.partition,
             batch.base_offset + i,
             batch.timestamps[i],
-            "window",
+            self._step_label,
             at,
         )
 

@@ -29,6 +29,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
         p.set_defaults(handler=handler, func=run)
         if name == "list":
             p.add_argument("--limit", type=int, default=100)
+        if name == "show":
+            p.add_argument("--pretty", action="store_true", help="indented JSON instead of one line each")
         if name == "replay":
             p.add_argument("--to", help="append to this topic instead of each record's source topic")
             p.add_argument("--dry-run", action="store_true", help="say what would be replayed, change nothing")
@@ -85,7 +87,7 @@ def show_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
             "key": None if d.record.key is None else d.record.key.decode("utf-8", "replace"),
             "value": d.record.value.decode("utf-8", "replace"),
         }
-        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 if args.pretty else 0).decode())
     return 0
 
 

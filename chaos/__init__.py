@@ -1,0 +1,1 @@
+"""Chaos tools: real processes, killed for real."""
