@@ -96,9 +96,9 @@ def plain_loop(path: Path) -> dict[tuple[str, int], tuple[int, float]]:
     return out
 
 
-def build_app() -> App:
+def build_app(partitions: int) -> App:
     app = App("bench")
-    events = app.topic("events")
+    events = app.topic("events", partitions=partitions)
     totals = app.topic("totals")
     (
         app.stream(events, event_time=EventTime("ts", max_out_of_orderness=DISORDER_MS))
@@ -110,10 +110,10 @@ def build_app() -> App:
     return app
 
 
-def engine(workdir: Path) -> tuple[float, dict[tuple[str, int], tuple[int, float]]]:
+def engine(workdir: Path, partitions: int = 1) -> tuple[float, dict[tuple[str, int], tuple[int, float]]]:
     settings = RunSettings(state_dir=workdir / "state", broker=f"embedded:{workdir / 'log'}", until_end=True)
     started = time.perf_counter()
-    status = asyncio.run(Runner(build_app(), settings, handle_signals=False).run())
+    status = asyncio.run(Runner(build_app(partitions), settings, handle_signals=False).run())
     seconds = time.perf_counter() - started
     table = results_table(EmbeddedLog(workdir / "log").read_all("totals"))
     assert status.tasks[0].counters.late == 0, "the workload has no late events"
@@ -140,17 +140,17 @@ def main() -> int:
         log = EmbeddedLog(workdir / "log")
         log.create_topic(TopicConfig("events", partitions=args.partitions))
         producer = log.producer("events")
-        for i in range(0, len(lines), 50_000):
+        for i in range(0, len(lines), 50_000):  # keyed by card; append time = place in the stream
             chunk = lines[i : i + 50_000]
             keys = [line[9 : line.index(b'"', 9)] for line in chunk]
-            producer.send_many(chunk, [T0] * len(chunk), keys)
+            producer.send_many(chunk, list(range(i, i + len(chunk))), keys)
         log.close()
         del lines
 
         started = time.perf_counter()
         expected = plain_loop(jsonl)
         plain_s = time.perf_counter() - started
-        engine_s, got = engine(workdir)
+        engine_s, got = engine(workdir, args.partitions)
         if not same_results(expected, got):
             print(f"MISMATCH: plain {len(expected)} windows, engine {len(got)}", file=sys.stderr)
             return 1

@@ -19,6 +19,7 @@ that both give the same accumulators. The generated source is kept in ``__source
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,18 @@ class FusedAggregations:
     create: Callable[[], list[Any]]
     results: Callable[[dict[str, Any], list[Any]], None]
     source: str
+    extract_lines: tuple[str, ...]
+    """Statements (indented one level) that bind v0, v1, ... from ``event`` or raise."""
+    add_lines: tuple[str, ...]
+    """Statements (indented one level) that fold v0, v1, ... into ``accs`` in place."""
+    create_expr: str
+    namespace: dict[str, Any]
+    """What the generated code refers to (add it to the globals of code built from the lines)."""
+
+    def inline(self, part: str, indent: int) -> str:
+        """`extract_lines` or `add_lines` re-indented to `indent` levels, for a code template."""
+        lines = self.extract_lines if part == "extract" else self.add_lines
+        return "\n".join("    " * (indent - 1) + line for line in lines)
 
 
 def _schema_error(event: Any, fields: Sequence[str], owners: Sequence[str]) -> SchemaError:
@@ -51,9 +64,14 @@ def _schema_error(event: Any, fields: Sequence[str], owners: Sequence[str]) -> S
     return SchemaError("invalid event")  # pragma: no cover - only called when a check failed
 
 
+def enabled() -> bool:
+    """Fusion is on unless ``STREAMCORE_GENERIC_AGGREGATIONS=1`` asks for the reference path."""
+    return os.environ.get("STREAMCORE_GENERIC_AGGREGATIONS", "") not in ("1", "true", "yes")
+
+
 def fuse(names: Sequence[str], aggregations: Sequence[Aggregation]) -> FusedAggregations | None:
     """Generated functions for `aggregations`, or None if any of them is not built-in."""
-    if not all(type(a) in _BUILTIN for a in aggregations):
+    if not enabled() or not all(type(a) in _BUILTIN for a in aggregations):
         return None
     fields: list[str] = []
     owners: list[str] = []
@@ -63,27 +81,20 @@ def fuse(names: Sequence[str], aggregations: Sequence[Aggregation]) -> FusedAggr
             owners.append(name)
     var = {f: f"v{i}" for i, f in enumerate(fields)}
 
-    lines = ["def extract(event):"]
+    values = ", ".join(var.values()) or "None"
+    extract_body: list[str] = []
     if fields:
-        lines.append("    try:")
-        lines.extend(f"        {var[f]} = event[{f!r}]" for f in fields)
-        lines.append("    except (KeyError, TypeError, IndexError):")
-        lines.append("        raise _schema_error(event, FIELDS, OWNERS) from None")
+        extract_body.append("    try:")
+        extract_body.extend(f"        {var[f]} = event[{f!r}]" for f in fields)
+        extract_body.append("    except (KeyError, TypeError, IndexError):")
+        extract_body.append("        raise _schema_error(event, FIELDS, OWNERS) from None")
         checks = " or ".join(
             f"not (type({v}) is int or (type({v}) is float and {v} - {v} == 0.0))" for v in var.values()
         )
-        lines.append(f"    if {checks}:")
-        lines.append("        raise _schema_error(event, FIELDS, OWNERS)")
-        values = ", ".join(var.values())
-        lines.append(f"    return {values}")
-    else:
-        lines.append("    return None")
+        extract_body.append(f"    if {checks}:")
+        extract_body.append("        raise _schema_error(event, FIELDS, OWNERS)")
 
-    add = ["def add(accs, values):"]
-    if len(fields) > 1:
-        add.append(f"    {', '.join(var.values())} = values")
-    elif fields:
-        add.append(f"    {var[fields[0]]} = values")
+    add_body: list[str] = []
     create = []
     results = ["def results(out, accs):"]
     for name, agg in zip(names, aggregations, strict=True):
@@ -95,24 +106,51 @@ def fuse(names: Sequence[str], aggregations: Sequence[Aggregation]) -> FusedAggr
             results.append(f"    out[{name!r}] = accs[{i}]")
         v = var.get(agg.field) if agg.field is not None else None
         if isinstance(agg, Count):
-            add.append(f"    accs[{i}] += 1")
+            add_body.append(f"    accs[{i}] += 1")
             create.append("0")
         elif isinstance(agg, Sum):
-            add.append(f"    accs[{i}] += {v}")
+            add_body.append(f"    accs[{i}] += {v}")
             create.append("0")
         elif isinstance(agg, Min | Max):
             op = "<" if isinstance(agg, Min) else ">"
-            add.append(f"    a = accs[{i}]")
-            add.append(f"    if a is None or {v} {op} a:")
-            add.append(f"        accs[{i}] = {v}")
+            add_body.append(f"    a = accs[{i}]")
+            add_body.append(f"    if a is None or {v} {op} a:")
+            add_body.append(f"        accs[{i}] = {v}")
             create.append("None")
         else:  # Mean: [sum, count]
-            add.append(f"    m = accs[{i}]")
-            add.append(f"    m[0] += {v}")
-            add.append("    m[1] += 1")
+            add_body.append(f"    m = accs[{i}]")
+            add_body.append(f"    m[0] += {v}")
+            add_body.append("    m[1] += 1")
             create.append("[0, 0]")
-    add.append("    return accs")
-    source = "\n".join([*lines, "", *add, "", "def create():", f"    return [{', '.join(create)}]", "", *results, ""])
+    create_expr = f"[{', '.join(create)}]"
+    source = "\n".join(
+        [
+            "def extract(event):",
+            *extract_body,
+            f"    return {values}",
+            "",
+            "def add(accs, values):",
+            f"    {values} = values" if fields else "    pass",
+            *add_body,
+            "    return accs",
+            "",
+            "def create():",
+            f"    return {create_expr}",
+            "",
+            *results,
+            "",
+        ]
+    )
     namespace: dict[str, Any] = {"_schema_error": _schema_error, "FIELDS": tuple(fields), "OWNERS": tuple(owners)}
     exec(compile(source, f"<fused aggregations {list(names)}>", "exec"), namespace)
-    return FusedAggregations(namespace["extract"], namespace["add"], namespace["create"], namespace["results"], source)
+    return FusedAggregations(
+        namespace["extract"],
+        namespace["add"],
+        namespace["create"],
+        namespace["results"],
+        source,
+        tuple(extract_body),
+        tuple(add_body),
+        create_expr,
+        {"_schema_error": _schema_error, "FIELDS": tuple(fields), "OWNERS": tuple(owners)},
+    )

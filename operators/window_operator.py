@@ -72,13 +72,12 @@ class WindowBase:
         self.numeric = tuple(a.numeric for a in self.aggs)
         self.watermark: float = -math.inf
         self.dirty: set[Any] = set()
-        fused = fuse(self.names, self.aggs)
+        fused = self.fused = fuse(self.names, self.aggs)
         if fused is not None:
             self.extract = fused.extract  # type: ignore[method-assign]
             self.apply = fused.add  # type: ignore[method-assign]
             self.create = fused.create  # type: ignore[method-assign]
             self.results = fused.results  # type: ignore[method-assign]
-        self.fused = fused is not None
 
     # -- per event (the generic path; `fused` generates faster equivalents) ----------
     def extract(self, event: Any) -> Any:

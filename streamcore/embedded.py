@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Mapping
 
 from .log import EmbeddedLog, PartitionReader, TopicConfig
@@ -13,6 +13,7 @@ from .transport import Control, TopicSpec
 
 POLL_MIN_S = 0.0005
 POLL_MAX_S = 0.05
+MERGE_TICK_MS = 100
 
 
 class EmbeddedSource:
@@ -20,18 +21,21 @@ class EmbeddedSource:
 
     The arrival order is deterministic: of the partitions that have records
     available, the next batch comes from the one whose next record has the smallest
-    (log timestamp, partition), and runs until another partition's next record
-    would come first. Reading a log again from the same positions, after a restart or
-    for a replay, therefore gives the same arrivals in the same order, and with
-    them the same watermarks and the same late-or-not decisions. (On a live log, a
-    partition with nothing written yet cannot hold the others back.)
+    (append-time tick, partition), where a tick is `merge_tick_ms` of append time,
+    and runs until another partition's next record would come first. Reading a log
+    again from the same positions, after a restart or for a replay, therefore gives
+    the same arrivals in the same order, and with them the same watermarks and the
+    same late-or-not decisions. The tick keeps batches large when appends of
+    several partitions interleave finely. (On a live log, a partition with nothing
+    written yet cannot hold the others back.)
 
     With `until_end`, the end offsets as of `start` are the end of input.
     """
 
-    def __init__(self, log: EmbeddedLog, topic: str, *, until_end: bool) -> None:
+    def __init__(self, log: EmbeddedLog, topic: str, *, until_end: bool, merge_tick_ms: int = MERGE_TICK_MS) -> None:
         self.log = log
         self.topic = topic
+        self.tick = merge_tick_ms
         self.partitions = tuple(range(log.topic(topic).partitions))
         self.until_end = until_end
         self._readers: list[PartitionReader] = []
@@ -69,13 +73,13 @@ class EmbeddedSource:
         return head
 
     async def fetch(self, max_records: int) -> RecordBatch | Control | None:
-        first: tuple[int, int] | None = None  # (timestamp, index) of the earliest head
+        first: tuple[int, int] | None = None  # (tick, index) of the earliest head
         second: tuple[int, int] | None = None
         for i in range(len(self._readers)):
             head = self._head(i, max_records)
             if head is None:
                 continue
-            candidate = (head.timestamps[self._cursors[i]], i)
+            candidate = (head.timestamps[self._cursors[i]] // self.tick, i)
             if first is None or candidate < first:
                 first, second = candidate, first
             elif second is None or candidate < second:
@@ -93,9 +97,9 @@ class EmbeddedSource:
         start = self._cursors[i]
         stop = min(len(head), start + max_records)
         if second is not None:  # stop where the other partition's next record comes first
-            bound_ts, bound_i = second
-            search = bisect_right if i < bound_i else bisect_left
-            stop = max(start + 1, min(stop, search(head.timestamps, bound_ts, start, stop)))
+            bound_tick, bound_i = second
+            bound = (bound_tick + 1 if i < bound_i else bound_tick) * self.tick
+            stop = max(start + 1, min(stop, bisect_left(head.timestamps, bound, start, stop)))
         self._cursors[i] = stop
         return head.slice(start, stop)
 
@@ -117,6 +121,17 @@ class EmbeddedSink:
         self._buffers: dict[int, tuple[list[bytes], list[int], list[bytes | None], list[Headers]]] = {}
         self._round_robin = 0
         self.records_out = 0
+        if self.partitions == 1:
+            self._single: tuple[list[bytes], list[int], list[bytes | None], list[Headers]] = ([], [], [], [])
+            self._buffers[0] = self._single
+            self.add = self._add_single  # type: ignore[method-assign]
+
+    def _add_single(self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = ()) -> None:
+        values, stamps, keys, hdrs = self._single
+        values.append(value)
+        stamps.append(timestamp)
+        keys.append(key)
+        hdrs.append(headers)
 
     def add(self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = ()) -> None:
         if self.partitions == 1:
@@ -141,7 +156,10 @@ class EmbeddedSink:
             if values:
                 self.log.writer(self.topic, p).append(values, stamps, keys, headers)
                 self.records_out += len(values)
-        self._buffers.clear()
+                values.clear()
+                stamps.clear()
+                keys.clear()
+                headers.clear()
 
 
 class EmbeddedBroker:

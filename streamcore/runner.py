@@ -33,6 +33,9 @@ from .stream import FunctionSink, Pipeline
 from .task import CallbackSink, Task, TaskCounters
 from .transport import Broker, Control, Sink, Source
 
+YIELD_EVERY_S = 0.005
+"""Longest stretch of back-to-back batch processing before the loop flushes and yields."""
+
 
 class SimulatedCrash(Exception):
     """Raised out of `Runner.run` when a scripted source asks for a crash."""
@@ -203,17 +206,24 @@ class Runner:
         return _TaskRun(task, source, [sink, dead_letters, late])
 
     async def _drive(self, run: _TaskRun) -> None:
+        """Fetch and process batches; flush, checkpoint and yield at most every `YIELD_EVERY_S`.
+
+        Batches are processed back to back for up to `YIELD_EVERY_S` of wall time; then
+        the sinks are flushed (outputs become visible), a due checkpoint is taken, and
+        the loop yields so that other tasks and HTTP requests on it get their turn.
+        """
         task, source = run.task, run.source
         interval_s = self.settings.checkpoint_interval_ms / 1000
         max_records = self.settings.max_batch_records
         next_checkpoint = time.monotonic() + interval_s
+        next_yield = time.monotonic() + YIELD_EVERY_S
         while not self._stop.is_set():
             item = await source.fetch(max_records)
             if item is Control.END_OF_INPUT:
                 await run.checkpoint()
                 task.finish()
                 await run.flush()
-                if len(self._runs) == 1 or all(r.task.ended for r in self._runs):
+                if all(r.task.ended for r in self._runs):
                     self.stop("end_of_input")
                 return
             if item is Control.CHECKPOINT:
@@ -224,11 +234,15 @@ class Runner:
                 raise SimulatedCrash(task.pipeline.name)
             if item is not None:
                 task.process_batch(item, self.clock.now_ms())
-                await run.flush()
-            if time.monotonic() >= next_checkpoint:
-                await run.checkpoint()
-                next_checkpoint = time.monotonic() + interval_s
-            await asyncio.sleep(0)
+            now = time.monotonic()
+            if item is None or now >= next_yield:
+                if now >= next_checkpoint:
+                    await run.checkpoint()
+                    next_checkpoint = time.monotonic() + interval_s
+                else:
+                    await run.flush()
+                await asyncio.sleep(0)
+                next_yield = time.monotonic() + YIELD_EVERY_S
         await run.checkpoint()
 
     async def _report(self) -> None:

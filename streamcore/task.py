@@ -190,7 +190,7 @@ class Task:
 
         def to_topic_guarded(key: Any, value: Any, ts: int) -> None:
             try:
-                add(key_bytes(key), dumps(value), ts)
+                add(key.encode() if type(key) is str else key_bytes(key), dumps(value), ts)
             except Exception as exc:  # noqa: BLE001 - e.g. a result that is not JSON: dead-letter it
                 fail(key, value, ts, exc)
                 return
@@ -334,7 +334,8 @@ class Task:
         moves_watermark = tracker.wm[p] + ooo  # only a later event time can move this partition's watermark
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
-        accepted = filtered = late = 0
+        filtered = late = 0
+        dead_before = counters.dead_letter_total
         for i, raw in enumerate(batch.values):
             try:
                 event = loads(raw)
@@ -363,18 +364,17 @@ class Task:
             except Exception as exc:  # noqa: BLE001 - user code: dead-letter the record, keep going
                 self._dead_letter(batch, i, at, "operator_error", _error_text(exc))
                 continue
-            if status is LATE:
-                late += 1
-                self._write_late(batch, i, at, ts)
-            elif status is FILTERED:
-                filtered += 1
-            else:
-                accepted += 1
+            if status is not None:  # None: accepted, by far the most common
+                if status is LATE:
+                    late += 1
+                    self._write_late(batch, i, at, ts)
+                elif status is FILTERED:
+                    filtered += 1
             if ts > moves_watermark:
                 if observe(p, ts):
                     self._fire()
                 moves_watermark = tracker.wm[p] + ooo
-        counters.accepted += accepted
+        counters.accepted += n - filtered - late - (counters.dead_letter_total - dead_before)
         counters.filtered += filtered
         counters.late += late
         self.positions[p] = batch.next_offset
