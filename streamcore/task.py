@@ -38,6 +38,8 @@ from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline
 from .transport import Sink
 
 CHECKPOINT_FORMAT = 1
+MAX_TIMESTAMP = 2**62
+"""Largest accepted event time (epoch ms, about the year 146 million): window bounds stay in 64 bits."""
 
 
 @dataclass(slots=True)
@@ -347,7 +349,7 @@ class Task:
                 self._dead_letter(batch, i, at, "schema", f"expected a JSON object, got {type(event).__name__}")
                 continue
             ts = event.get(ts_field)
-            if type(ts) is not int or ts < 0:
+            if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP:
                 self._dead_letter(batch, i, at, "schema", self._bad_timestamp(ts))
                 continue
             key = None
@@ -421,7 +423,7 @@ class Task:
         if ts is None:
             return f"timestamp field {name!r} is missing"
         if type(ts) is int:
-            return f"timestamp field {name!r} is negative ({ts})"
+            return f"timestamp field {name!r} is {ts}, outside 0 .. 2**62 epoch ms"
         return f"timestamp field {name!r} is {type(ts).__name__}, expected an integer of epoch ms"
 
     def _fire(self) -> None:
