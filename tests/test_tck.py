@@ -86,3 +86,23 @@ def test_random_cases_property(seed: int, max_arrivals: int, tmp_path_factory: p
     case = tck.generator().random_case(random.Random(seed), 0, max_arrivals)
     workdir = tmp_path_factory.mktemp("prop")
     _assert_agrees(tck.corrected_oracle().expected(case), run_case(case, str(workdir)))
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_public_case_on_the_generic_aggregation_path(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generated (fused) window code and the generic create/add/merge/result path agree."""
+    monkeypatch.setenv("STREAMCORE_GENERIC_AGGREGATIONS", "1")
+    case = _load(path)
+    _assert_agrees(tck.corrected_oracle().expected(case), run_case(case, str(tmp_path)))
+
+
+def test_generated_cases_on_the_generic_aggregation_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMCORE_GENERIC_AGGREGATIONS", "1")
+    rng = random.Random(99)
+    for i in range(40):
+        case = tck.generator().random_case(rng, i, 400)
+        workdir = tmp_path / f"case{i}"
+        workdir.mkdir()
+        _assert_agrees(tck.corrected_oracle().expected(case), run_case(case, str(workdir)))
