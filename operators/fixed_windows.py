@@ -212,6 +212,16 @@ class FixedWindows(WindowBase):
                 else:
                     dirty.discard((key, start))
 
+    def on_end_of_input(self) -> None:
+        due = sorted(
+            (start + self.size, key, start)
+            for start, bucket in self.buckets.items()
+            for key, state in bucket.items()
+            if not state[1]
+        )
+        for _, key, start in due:
+            self._fire(key, start, self.buckets[start][key])
+
     def _fire(self, key: str, start: int, state: list[Any]) -> None:
         state[1] = True
         if state[3] != self.epoch:
@@ -234,14 +244,13 @@ class FixedWindows(WindowBase):
         self.epoch += 1
 
     def restore(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        unfired: set[int] = set()
         for raw_key, raw_state in entries:
             key, (start,) = self.decode_key(raw_key, 1)
             accs, fired, revision = orjson.loads(raw_state)
             self.buckets.setdefault(start, {})[key] = [accs, fired, revision, -1, True]
-            if not fired:
-                unfired.add(start)
-        self.unfired = sorted(unfired)  # a sorted list is a heap
+        # Every bucket gets its timer back, even one whose windows all fired (at the end of
+        # an earlier input): a new key may still open a window in it. Firing skips fired ones.
+        self.unfired = sorted(self.buckets)  # a sorted list is a heap
         self.purge_at = sorted(self.buckets)
 
     def state_entries(self) -> int:

@@ -91,6 +91,19 @@ class SessionWindows(WindowBase):
                 if not wins:
                     del sessions[key]
 
+    def on_end_of_input(self) -> None:
+        due = sorted(
+            (end, key, start)
+            for key, wins in self.sessions.items()
+            for (start, end), state in wins.items()
+            if not state[1]
+        )
+        for end, key, start in due:
+            state = self.sessions[key][(start, end)]
+            state[1] = True
+            self.dirty.add((key, start, end))
+            self.emit_result(key, start, end, state)
+
     # -- state ------------------------------------------------------------------
     def checkpoint(self, writer: StateWriter) -> None:
         sessions = self.sessions

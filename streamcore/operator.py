@@ -81,6 +81,14 @@ class Operator(Protocol):
 
     def on_watermark(self, watermark: float) -> None: ...
 
+    def on_end_of_input(self) -> None:
+        """Fire everything not fired yet, as a watermark of +inf would, but keep the state.
+
+        The runner checkpoints afterwards with the real watermark, so a later run over a
+        grown log continues these windows: it revises them, and retracts merged sessions.
+        """
+        ...
+
     def restore(self, entries: Iterable[tuple[bytes, bytes]]) -> None: ...
 
     def checkpoint(self, writer: StateWriter) -> None: ...

@@ -8,8 +8,8 @@ flush the sinks, checkpoint when due, yield to the event loop. A checkpoint is
 3. tell the source (Kafka commits offsets only now).
 
 SIGINT/SIGTERM finish the current batch, checkpoint and stop. End of input (with
-``until_end``) checkpoints first, then fires everything (W = +inf) without
-checkpointing that, so a later run over a grown log resumes the open windows.
+``until_end``) fires every window, then checkpoints the windows as fired but with
+the real watermark, so a later run over a grown log resumes and revises them.
 """
 
 from __future__ import annotations
@@ -220,9 +220,8 @@ class Runner:
         while not self._stop.is_set():
             item = await source.fetch(max_records)
             if item is Control.END_OF_INPUT:
-                await run.checkpoint()
                 task.finish()
-                await run.flush()
+                await run.checkpoint()
                 if all(r.task.ended for r in self._runs):
                     self.stop("end_of_input")
                 return

@@ -30,7 +30,7 @@ from .clock import Clock
 from .deadletter import LATE_REASON, envelope_headers
 from .decoding import decode_strict, describe_type
 from .errors import FutureTimestamp, IncompatibleState, RecordError, SchemaError
-from .eventtime import POS_INF, WatermarkTracker
+from .eventtime import WatermarkTracker
 from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
 from .state import TaskStore
@@ -146,6 +146,7 @@ class Task:
         self._future_skew = et.max_future_skew_ms if et else None
         self._future_limit = math.inf  # processing time of the current batch + max_future_skew
         self._operators: list[tuple[str, Operator]] = []
+        self._ended = False
         self._head = self._build_chain()
         self._step_label = pipeline.name
 
@@ -432,9 +433,15 @@ class Task:
             operator.on_watermark(watermark)
 
     def finish(self) -> None:
-        """End of input: W becomes +inf, so every window fires and is purged. Not checkpointed."""
-        self.tracker.end_of_input()
-        self._fire()
+        """End of input: every window fires, as at W = +inf.
+
+        State is kept and the watermark stays what it was, so the checkpoint taken next
+        lets a later run over a grown log continue (revise, retract) instead of treating
+        everything new as late.
+        """
+        for _, operator in self._operators:
+            operator.on_end_of_input()
+        self._ended = True
 
     @property
     def watermark(self) -> float:
@@ -442,7 +449,7 @@ class Task:
 
     @property
     def ended(self) -> bool:
-        return self.tracker.watermark == POS_INF
+        return self._ended
 
     # -- dead letters and late records ------------------------------------------
     def _dead_letter(self, batch: RecordBatch, i: int, at: int, reason: str, error: str) -> None:

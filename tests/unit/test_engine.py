@@ -125,7 +125,7 @@ def test_a_failing_result_dead_letters_that_window_only(tmp_path: Path) -> None:
     assert letter.reason == "operator_error" and "ZeroDivisionError" in letter.error
 
 
-def test_end_of_input_is_not_checkpointed_so_a_grown_log_revises_windows(tmp_path: Path) -> None:
+def test_windows_fired_at_end_of_input_are_revised_when_the_log_grows(tmp_path: Path) -> None:
     first = [ev("a", 100), ev("a", 900), ev("b", 1500)]
     second = [ev("a", 950, 5.0), ev("b", 1600), ev("a", 2500)]
     produce(tmp_path, "orders", first, partitions=2, partition=0)
