@@ -29,10 +29,20 @@ RESERVED_OUTPUT_NAMES = frozenset({"key", "start", "end", "revision", "retracted
 
 @runtime_checkable
 class Aggregation(Protocol):
-    field: str | None
-    numeric: bool
-    """True if the field must hold a finite number (checked before any state changes)."""
-    state_name: str
+    @property
+    def field(self) -> str | None:
+        """The event field the aggregation reads (None: the whole event)."""
+        ...
+
+    @property
+    def numeric(self) -> bool:
+        """True if the field must hold a finite number (checked before any state changes)."""
+        ...
+
+    @property
+    def state_name(self) -> str:
+        """The accumulator's name and layout version, e.g. ``"sum/1"``."""
+        ...
 
     def create(self) -> Any: ...
 

@@ -95,7 +95,7 @@ def fuse(names: Sequence[str], aggregations: Sequence[Aggregation]) -> FusedAggr
         extract_body.append("        raise _schema_error(event, FIELDS, OWNERS)")
 
     add_body: list[str] = []
-    create = []
+    create: list[str] = []
     results = ["def results(out, accs):"]
     for name, agg in zip(names, aggregations, strict=True):
         i = len(create)

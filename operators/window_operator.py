@@ -74,10 +74,10 @@ class WindowBase:
         self.dirty: set[Any] = set()
         fused = self.fused = fuse(self.names, self.aggs)
         if fused is not None:
-            self.extract = fused.extract  # type: ignore[method-assign]
-            self.apply = fused.add  # type: ignore[method-assign]
+            self.extract = fused.extract  # type: ignore[method-assign,assignment]
+            self.apply = fused.add  # type: ignore[method-assign,assignment]
             self.create = fused.create  # type: ignore[method-assign]
-            self.results = fused.results  # type: ignore[method-assign]
+            self.results = fused.results  # type: ignore[method-assign,assignment]
 
     # -- per event (the generic path; `fused` generates faster equivalents) ----------
     def extract(self, event: Any) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
@@ -72,7 +72,8 @@ class TaskStore:
         """Every (key, value) of an operator namespace, in key order."""
         prefix = _namespace_prefix(namespace)
         cut = len(prefix)
-        for key, value in self._db.items(from_key=prefix):
+        items = cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=prefix))  # raw mode: bytes
+        for key, value in items:
             if not key.startswith(prefix):
                 break
             yield key[cut:], value
@@ -80,7 +81,7 @@ class TaskStore:
     def namespaces(self) -> set[str]:
         """Operator namespaces present in the store (to detect renamed or re-versioned state)."""
         found = set()
-        for key in self._db.keys(from_key=b"o\x00"):
+        for key in cast("Iterator[bytes]", self._db.keys(from_key=b"o\x00")):
             if not key.startswith(b"o\x00"):
                 break
             found.add(key[2 : key.index(b"\x00", 2)].decode())

@@ -149,7 +149,7 @@ class Stream:
     def sink(self, fn: Callable[[list[Any]], None], *, label: str | None = None) -> Pipeline:
         """Send the output to a Python function, called with the values of each batch."""
         _callable("sink", fn)
-        return self._app._register(self._pipeline(FunctionSink(fn, label or getattr(fn, "__name__", "sink"))))
+        return self._app._register(self._pipeline(FunctionSink(fn, label or str(getattr(fn, "__name__", "sink")))))
 
     def _pipeline(self, sink: SinkStep) -> Pipeline:
         return Pipeline(self._name, self._source, self._event_time, self._steps, sink)

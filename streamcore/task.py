@@ -187,6 +187,7 @@ class Task:
 
     def _guarded_topic_sink(self, fail: Callable[[Any, Any, int, BaseException], None]) -> Emit:
         """The topic sink with the guard folded in: one call per result instead of two."""
+        assert not isinstance(self.sink, CallbackSink)
         add = self.sink.add
         dumps = orjson.dumps
         counters = self.counters

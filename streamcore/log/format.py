@@ -48,7 +48,7 @@ def _ints(code: str, data: Sequence[int]) -> bytes:
     return arr.tobytes()
 
 
-def _read_ints(code: str, buf: bytes | memoryview) -> array:
+def _read_ints(code: str, buf: bytes | memoryview) -> array[int]:
     arr = array(code)
     arr.frombytes(buf)
     if _SWAP:

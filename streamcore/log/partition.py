@@ -394,11 +394,12 @@ class PartitionReader:
                 self._scanner = _FrameScanner(path, 0)
             body = self._scanner.next_body()
             if body is None:
-                body = self._finish_segment()
-                if body is None:
+                last = self._finish_segment()
+                if last is None:
                     return None
-                if body is True:
+                if last is True:
                     continue  # moved on to the next segment
+                body = last
             first, count = frame_count(body)
             if first + count <= self._next_offset:
                 continue  # before the seek target
