@@ -21,12 +21,17 @@ Contract for a stateful `Operator`:
 * State lives in the operator's memory between checkpoints. `checkpoint` writes
   what changed since the last one into the runtime's write batch (which commits
   it atomically with source positions and watermarks); `restore` loads it back.
+  State with more keys than memory holds uses ``context.keyed_state(name)``, a
+  write-back cache over RocksDB that the runtime checkpoints in the same batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .keyed_state import KeyedState
 
 LATE: Final = False
 """Returned by `Operator.process` (and passed back up the pipeline) when an event is late."""
@@ -70,6 +75,10 @@ class OperatorContext(Protocol):
 
     def fail_output(self, key: Any, value: Any, ts: int, error: BaseException) -> None:
         """Dead-letter a result the operator could not produce (e.g. a user ``result()`` raised)."""
+        ...
+
+    def keyed_state(self, name: str, *, capacity: int = 100_000) -> KeyedState:
+        """Per-key state too large for memory, checkpointed with everything else (see `keyed_state`)."""
         ...
 
 

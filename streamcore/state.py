@@ -13,7 +13,7 @@ synced WAL. A killed process therefore leaves exactly the last checkpoint on dis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,6 +21,7 @@ import orjson
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from .errors import StateError
+from .operator import StateWriter
 
 _META_KEY = b"m\x00checkpoint"
 
@@ -68,6 +69,10 @@ class TaskStore:
         raw = self._db.get(_META_KEY)
         return None if raw is None else orjson.loads(raw)
 
+    def get(self, namespace: str, key: bytes) -> bytes | None:
+        """One value of an operator namespace as of the last checkpoint."""
+        return cast("bytes | None", self._db.get(_namespace_prefix(namespace) + key))
+
     def scan(self, namespace: str) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) of an operator namespace, in key order."""
         prefix = _namespace_prefix(namespace)
@@ -87,7 +92,7 @@ class TaskStore:
             found.add(key[2 : key.index(b"\x00", 2)].decode())
         return found
 
-    def commit(self, writers: dict[str, Callable[[_BatchWriter], None]], meta: dict[str, Any]) -> int:
+    def commit(self, writers: Mapping[str, Callable[[StateWriter], None]], meta: dict[str, Any]) -> int:
         """Write every operator's delta and the checkpoint record in one atomic batch.
 
         Returns the number of bytes of state written.

@@ -31,6 +31,7 @@ from .deadletter import LATE_REASON, envelope_headers
 from .decoding import decode_strict, describe_type
 from .errors import FutureTimestamp, IncompatibleState, RecordError, SchemaError
 from .eventtime import WatermarkTracker
+from .keyed_state import KeyedState
 from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
 from .state import TaskStore
@@ -97,16 +98,28 @@ def _error_text(exc: BaseException) -> str:
 
 
 class _Context:
-    """What an operator may call back into: admit an event, emit results, report failed results."""
+    """What an operator may call back into: admit events, emit results, report failures, keyed state."""
 
-    __slots__ = ("admit", "emit", "fail_output")
+    __slots__ = ("_namespace", "_task", "admit", "emit", "fail_output")
 
     def __init__(
-        self, emit: Emit, fail_output: Callable[[Any, Any, int, BaseException], None], admit: Callable[[int], None]
+        self,
+        task: Task,
+        namespace: str,
+        emit: Emit,
+        fail_output: Callable[[Any, Any, int, BaseException], None],
+        admit: Callable[[int], None],
     ) -> None:
+        self._task = task
+        self._namespace = namespace
         self.emit = emit
         self.fail_output = fail_output
         self.admit = admit
+
+    def keyed_state(self, name: str, *, capacity: int = 100_000) -> KeyedState:
+        state = KeyedState(self._task.store, f"{self._namespace}/{name}", capacity=capacity)
+        self._task.keyed_states.append(state)
+        return state
 
 
 class Task:
@@ -146,6 +159,7 @@ class Task:
         self._future_skew = et.max_future_skew_ms if et else None
         self._future_limit = math.inf  # processing time of the current batch + max_future_skew
         self._operators: list[tuple[str, Operator]] = []
+        self.keyed_states: list[KeyedState] = []
         self._ended = False
         self._head = self._build_chain()
         self._step_label = pipeline.name
@@ -179,9 +193,12 @@ class Task:
             elif isinstance(step, OperatorStep):
                 spec = step.spec
                 admit = self._admit if index == first_operator and self._future_skew is not None else admit_any
-                context = _Context(self._guard(spec.name, emit), self._fail_output_of(spec.name), admit)
+                namespace = f"{spec.name}@v{spec.state_version}"
+                context = _Context(
+                    self, namespace, self._guard(spec.name, emit), self._fail_output_of(spec.name), admit
+                )
                 operator = spec.build(context)
-                self._operators.insert(0, (f"{spec.name}@v{spec.state_version}", operator))
+                self._operators.insert(0, (namespace, operator))
                 emit = operator.process
         return emit
 
@@ -570,7 +587,9 @@ class Task:
             "positions": {str(p): off for p, off in self.positions.items()},
             "watermark": self.tracker.snapshot(),
         }
-        written = self.store.commit({name: op.checkpoint for name, op in self._operators}, meta)
+        writers = {name: op.checkpoint for name, op in self._operators}
+        writers.update({state.namespace: state.checkpoint for state in self.keyed_states})
+        written = self.store.commit(writers, meta)
         self.counters.checkpoints += 1
         self.counters.last_checkpoint_ms = (time.perf_counter() - started) * 1000
         self.counters.last_checkpoint_bytes = written
