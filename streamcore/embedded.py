@@ -120,7 +120,6 @@ class EmbeddedSink:
         self.partitions = log.topic(topic).partitions
         self._buffers: dict[int, tuple[list[bytes], list[int], list[bytes | None], list[Headers]]] = {}
         self._round_robin = 0
-        self.records_out = 0
         if self.partitions == 1:
             self._single: tuple[list[bytes], list[int], list[bytes | None], list[Headers]] = ([], [], [], [])
             self._buffers[0] = self._single
@@ -155,7 +154,6 @@ class EmbeddedSink:
         for p, (values, stamps, keys, headers) in self._buffers.items():
             if values:
                 self.log.writer(self.topic, p).append(values, stamps, keys, headers)
-                self.records_out += len(values)
                 values.clear()
                 stamps.clear()
                 keys.clear()
@@ -170,9 +168,6 @@ class EmbeddedBroker:
 
     def ensure_topic(self, spec: TopicSpec) -> None:
         self.log.create_topic(TopicConfig(spec.name, spec.partitions, spec.retention_ms, spec.retention_bytes))
-
-    def partitions(self, topic: str) -> int:
-        return self.log.topic(topic).partitions
 
     def source(self, topic: str, *, until_end: bool) -> EmbeddedSource:
         return EmbeddedSource(self.log, topic, until_end=until_end)

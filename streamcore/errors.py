@@ -5,7 +5,6 @@
      ├── LogError             the embedded log
      │    ├── TopicNotFound
      │    ├── TopicConflict   a topic exists with other settings (e.g. partition count)
-     │    ├── PartitionLocked
      │    └── LogCorruption   a frame in the middle of a segment fails its checksum
      ├── StateError           RocksDB state or checkpoints
      │    └── IncompatibleState
@@ -53,10 +52,6 @@ class TopicNotFound(LogError, KeyError):
 
 class TopicConflict(LogError):
     """The topic exists with settings that differ from the ones asked for."""
-
-
-class PartitionLocked(LogError):
-    retriable = True
 
 
 class LogCorruption(LogError):

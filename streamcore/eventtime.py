@@ -6,8 +6,8 @@ The watermark rules (see ``docs/semantics.md`` and the TCK's SEMANTICS.md):
 * a partition is idle once ``at - last_arrival[p] >= idle_timeout`` (a partition that has
   had no arrival counts from the first arrival of the job);
 * ``W = max(W, min(wm[p] for non-idle p))``; when every partition is idle, W stays;
-* W never goes back, and is part of every checkpoint;
-* at the end of input W is +∞.
+* W never goes back, and is part of every checkpoint (at the end of input every window
+  fires, but W itself is not set to +inf: see `Task.finish`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .durations import Duration, optional_ms, to_ms
-from .errors import ConfigError, StateError
+from .errors import ConfigError
 
 NEG_INF = -math.inf
-POS_INF = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +124,6 @@ class WatermarkTracker:
             return False
         return self._recompute()
 
-    def end_of_input(self) -> None:
-        self.watermark = POS_INF
-
     def _recompute(self) -> bool:
         if not self._live:
             return False  # every partition idle: W stays as it is
@@ -140,9 +136,7 @@ class WatermarkTracker:
 
     # -- checkpoint -------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """Plain data for the checkpoint. End of input (W = +inf) is never checkpointed."""
-        if self.watermark == POS_INF:
-            raise StateError("the end-of-input watermark is not checkpointed")
+        """Plain data for the checkpoint."""
         return {
             "watermark": _encode_time(self.watermark),
             "wm": {str(p): _encode_time(v) for p, v in self.wm.items()},

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from .errors import StateError
 from .operator import StateWriter
 from .state import TaskStore
 
@@ -79,8 +80,14 @@ class KeyedState:
             value = cache[key]
             if value is _DELETED:
                 writer.delete(key)
-            else:
-                writer.put(key, orjson.dumps(value))
+                continue
+            try:
+                raw = orjson.dumps(value)
+            except TypeError as exc:
+                raise StateError(
+                    f"keyed state {self.namespace!r}, key {key!r}: the value is not JSON data ({exc})"
+                ) from exc
+            writer.put(key, raw)
         self._dirty.clear()
         excess = len(cache) - self.capacity
         if excess > 0:

@@ -38,16 +38,14 @@ class _BatchWriter:
     def __init__(self, batch: WriteBatch, prefix: bytes) -> None:
         self._batch = batch
         self._prefix = prefix
-        self.puts = self.deletes = self.bytes = 0
+        self.bytes = 0
 
     def put(self, key: bytes, value: bytes) -> None:
         self._batch.put(self._prefix + key, value)
-        self.puts += 1
         self.bytes += len(key) + len(value)
 
     def delete(self, key: bytes) -> None:
         self._batch.delete(self._prefix + key)
-        self.deletes += 1
 
 
 class TaskStore:

@@ -74,10 +74,6 @@ class Pipeline:
     steps: tuple[Step, ...]
     sink: SinkStep
 
-    @property
-    def operators(self) -> tuple[OperatorSpec, ...]:
-        return tuple(s.spec for s in self.steps if isinstance(s, OperatorStep))
-
 
 def _callable(setting: str, fn: Any) -> Any:
     if not callable(fn):

@@ -93,11 +93,6 @@ class ScriptedBroker:
         if spec.name not in self.sources:
             self.inner.ensure_topic(spec)
 
-    def partitions(self, topic: str) -> int:
-        if topic in self.sources:
-            return len(self.sources[topic].partitions)
-        return self.inner.partitions(topic)
-
     def source(self, topic: str, *, until_end: bool) -> Source:
         if topic in self.sources:
             return self.sources[topic]

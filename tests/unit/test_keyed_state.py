@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from helpers import produce, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamcore import App, Operator, OperatorContext, StateWriter
+from streamcore import App, Operator, OperatorContext, StateError, StateWriter
 from streamcore.keyed_state import KeyedState
 from streamcore.log import EmbeddedLog
 from streamcore.state import TaskStore
@@ -24,7 +25,7 @@ def commit(store: TaskStore, state: KeyedState) -> None:
 
 ops = st.lists(
     st.one_of(
-        st.tuples(st.just("put"), st.integers(0, 30), st.integers()),
+        st.tuples(st.just("put"), st.integers(0, 30), st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5)),
         st.tuples(st.just("delete"), st.integers(0, 30), st.none()),
         st.tuples(st.just("get"), st.integers(0, 30), st.none()),
         st.tuples(st.just("checkpoint"), st.none(), st.none()),
@@ -65,6 +66,15 @@ def test_behaves_like_a_dict_that_survives_only_checkpoints(
             live = dict(durable)
     for k in range(31):
         assert state.get(str(k).encode()) == live.get(str(k).encode())
+    store.close()
+
+
+def test_a_value_that_is_not_json_data_is_a_clear_error(tmp_path: Path) -> None:
+    store = TaskStore(tmp_path / "db")
+    state = KeyedState(store, "op@v1/things", capacity=5)
+    state.put(b"k", {1, 2})
+    with pytest.raises(StateError, match="'op@v1/things', key b'k': the value is not JSON data"):
+        commit(store, state)
     store.close()
 
 
