@@ -73,3 +73,36 @@ def oracle_sum_factor(job: dict[str, Any], output: str) -> int:
     if op not in ("sum", "mean"):
         return 1
     return sum(1 for spec in job["aggs"].values() if spec[0] != "count" and spec[1] == field[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Like ``run.py``, against the corrected oracle: ``python tests/tck_reference.py [--cases DIR]``."""
+    import argparse
+    import json
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--cases", type=Path, default=TCK_DIR / "cases")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tck_adapter import run_case
+
+    passed = failed = 0
+    for path in sorted(args.cases.glob("*.json")):
+        case = json.loads(path.read_text())
+        with tempfile.TemporaryDirectory() as workdir:
+            problems = runner().compare(corrected_oracle().expected(case), run_case(case, workdir))
+        if problems:
+            failed += 1
+            print(f"FAIL {path.name}")
+            for problem in problems[:6]:
+                print(f"     {problem}")
+        else:
+            passed += 1
+            print(f"ok   {path.name}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
