@@ -27,10 +27,11 @@ from .clock import Clock, SystemClock
 from .embedded import EmbeddedBroker
 from .errors import ConfigError
 from .log import EmbeddedLog
+from .nodes import CallbackSink
 from .settings import RunSettings
 from .state import TaskStore
 from .stream import FunctionSink, Pipeline
-from .task import CallbackSink, Task, TaskCounters
+from .task import Task, TaskCounters
 from .transport import Broker, Control, Sink, Source
 
 YIELD_EVERY_S = 0.005

@@ -26,12 +26,14 @@ from typing import Any
 
 import orjson
 
+from . import nodes
 from .clock import Clock
 from .deadletter import LATE_REASON, envelope_headers
 from .decoding import decode_strict, describe_type
-from .errors import FutureTimestamp, IncompatibleState, RecordError, SchemaError
+from .errors import FutureTimestamp, IncompatibleState, RecordError
 from .eventtime import WatermarkTracker
 from .keyed_state import KeyedState
+from .nodes import CallbackSink, key_bytes
 from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
 from .state import TaskStore
@@ -65,30 +67,6 @@ class TaskCounters:
     @property
     def accounted(self) -> int:
         return self.accepted + self.filtered + self.late + self.dead_letter_total
-
-
-class CallbackSink:
-    """Collects output values and hands them to a user function once per batch."""
-
-    def __init__(self, fn: Callable[[list[Any]], None], label: str) -> None:
-        self.fn = fn
-        self.topic = label
-        self.values: list[Any] = []
-
-    async def flush(self) -> None:
-        self.flush_now()
-
-    def flush_now(self) -> None:
-        if self.values:
-            values, self.values = self.values, []
-            self.fn(values)
-
-
-def key_bytes(key: Any) -> bytes | None:
-    """The record key of an output: the entity key as UTF-8, or None."""
-    if type(key) is str:
-        return key.encode()
-    return None if key is None else str(key).encode()
 
 
 def _error_text(exc: BaseException) -> str:
@@ -171,7 +149,12 @@ class Task:
         Source events are admitted (future-skew check) by the first stateful operator,
         after it validated them, or just before the sink if there is none.
         """
-        emit: Emit = self._sink_node()
+        sink = self.sink
+        emit = (
+            nodes.function_sink(sink, self.counters)
+            if isinstance(sink, CallbackSink)
+            else nodes.topic_sink(sink, self.counters)
+        )
         self._sink_emit = emit
         steps = self.pipeline.steps
         # A leading key_by(field) is run inline by the hot loop (operator chaining).
@@ -181,15 +164,15 @@ class Task:
             steps = steps[1:]
         first_operator = next((i for i, s in enumerate(steps) if isinstance(s, OperatorStep)), None)
         if first_operator is None and self._future_skew is not None:
-            emit = self._admit_node(emit)
+            emit = nodes.admit(self._admit, emit)
         for index in range(len(steps) - 1, -1, -1):
             step = steps[index]
             if isinstance(step, MapStep):
-                emit = self._map_node(step.fn, emit)
+                emit = nodes.map_values(step.fn, emit)
             elif isinstance(step, FilterStep):
-                emit = self._filter_node(step.fn, emit)
+                emit = nodes.filter_values(step.fn, emit)
             elif isinstance(step, KeyByStep):
-                emit = self._key_by_node(step, emit)
+                emit = nodes.key_by(step.field, step.fn, emit)
             elif isinstance(step, OperatorStep):
                 spec = step.spec
                 admit = self._admit if index == first_operator and self._future_skew is not None else admit_any
@@ -202,112 +185,17 @@ class Task:
                 emit = operator.process
         return emit
 
-    def _guarded_topic_sink(self, fail: Callable[[Any, Any, int, BaseException], None]) -> Emit:
-        """The topic sink with the guard folded in: one call per result instead of two."""
-        assert not isinstance(self.sink, CallbackSink)
-        add = self.sink.add
-        dumps = orjson.dumps
-        counters = self.counters
-
-        def to_topic_guarded(key: Any, value: Any, ts: int) -> None:
-            try:
-                add(key.encode() if type(key) is str else key_bytes(key), dumps(value), ts)
-            except Exception as exc:  # noqa: BLE001 - e.g. a result that is not JSON: dead-letter it
-                fail(key, value, ts, exc)
-                return
-            counters.outputs += 1
-
-        return to_topic_guarded
-
-    def _sink_node(self) -> Emit:
-        sink = self.sink
-        counters = self.counters
-        if isinstance(sink, CallbackSink):
-            values = sink
-
-            def to_function(key: Any, value: Any, ts: int) -> None:
-                values.values.append(value)
-                counters.outputs += 1
-
-            return to_function
-        add = sink.add
-        dumps = orjson.dumps
-
-        def to_topic(key: Any, value: Any, ts: int) -> None:
-            add(key_bytes(key), dumps(value), ts)
-            counters.outputs += 1
-
-        return to_topic
-
     def _admit(self, ts: int) -> None:
         if ts > self._future_limit:
             at = self._future_limit - (self._future_skew or 0)
             raise FutureTimestamp(f"event time {ts} is {ts - at} ms ahead of processing time {at}")
 
-    def _admit_node(self, nxt: Emit) -> Emit:
-        admit = self._admit
-
-        def admit_node(key: Any, value: Any, ts: int) -> Any:
-            admit(ts)
-            return nxt(key, value, ts)
-
-        return admit_node
-
-    @staticmethod
-    def _map_node(fn: Callable[[Any], Any], nxt: Emit) -> Emit:
-        def map_node(key: Any, value: Any, ts: int) -> Any:
-            return nxt(key, fn(value), ts)
-
-        return map_node
-
-    @staticmethod
-    def _filter_node(fn: Callable[[Any], bool], nxt: Emit) -> Emit:
-        def filter_node(key: Any, value: Any, ts: int) -> Any:
-            if fn(value):
-                return nxt(key, value, ts)
-            return FILTERED
-
-        return filter_node
-
-    @staticmethod
-    def _key_by_node(step: KeyByStep, nxt: Emit) -> Emit:
-        name, fn = step.field, step.fn
-        if name is not None:
-
-            def key_by_field(key: Any, value: Any, ts: int) -> Any:
-                try:
-                    k = value[name]
-                except (KeyError, TypeError, IndexError):
-                    raise SchemaError(f"key field {name!r} is missing") from None
-                if type(k) is not str:
-                    raise SchemaError(f"key field {name!r} is {describe_type(k)}, expected a string")
-                return nxt(k, value, ts)
-
-            return key_by_field
-        assert fn is not None
-
-        def key_by_function(key: Any, value: Any, ts: int) -> Any:
-            k = fn(value)
-            if type(k) is not str:
-                raise SchemaError(f"key function returned {describe_type(k)}, expected a string")
-            return nxt(k, value, ts)
-
-        return key_by_function
-
     def _guard(self, step: str, nxt: Emit) -> Emit:
         """Downstream of an operator: a failing step dead-letters that result, not the task."""
         fail = self._fail_output_of(step)
         if nxt is self._sink_emit and not isinstance(self.sink, CallbackSink):
-            return self._guarded_topic_sink(fail)
-
-        def guarded(key: Any, value: Any, ts: int) -> Any:
-            try:
-                return nxt(key, value, ts)
-            except Exception as exc:  # noqa: BLE001 - user code: dead-letter the result
-                fail(key, value, ts, exc)
-                return None
-
-        return guarded
+            return nodes.guarded_topic_sink(self.sink, self.counters, fail)
+        return nodes.guard(nxt, fail)
 
     def _fail_output_of(self, step: str) -> Callable[[Any, Any, int, BaseException], None]:
         def fail(key: Any, value: Any, ts: int, exc: BaseException) -> None:
@@ -320,7 +208,7 @@ class Task:
                 self.dead_letters,
                 "operator_error",
                 _error_text(exc),
-                None if key is None else str(key).encode(),
+                key_bytes(key),
                 raw,
                 f"{self.pipeline.name}:{step}",
                 -1,

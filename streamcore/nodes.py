@@ -1,0 +1,152 @@
+"""The stateless steps of a pipeline, as nested calls: ``node(key, value, ts)`` calls the next.
+
+`Task` composes them from the sink backwards. Each node returns what the rest of the
+pipeline returned, so `LATE` and `FILTERED` travel back to the task's hot loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+
+from .decoding import describe_type
+from .errors import SchemaError
+from .operator import FILTERED, Emit
+from .transport import Sink
+
+Fail = Callable[[Any, Any, int, BaseException], None]
+"""Dead-letters a result a step could not produce: ``fail(key, value, ts, error)``."""
+
+
+class Counting(Protocol):
+    """What a sink node counts (`streamcore.task.TaskCounters` has it)."""
+
+    outputs: int
+
+
+class CallbackSink:
+    """Collects output values and hands them to a user function once per flush."""
+
+    def __init__(self, fn: Callable[[list[Any]], None], label: str) -> None:
+        self.fn = fn
+        self.topic = label
+        self.values: list[Any] = []
+
+    async def flush(self) -> None:
+        self.flush_now()
+
+    def flush_now(self) -> None:
+        if self.values:
+            values, self.values = self.values, []
+            self.fn(values)
+
+
+def key_bytes(key: Any) -> bytes | None:
+    """The record key of an output: the entity key as UTF-8, or None."""
+    if type(key) is str:
+        return key.encode()
+    return None if key is None else str(key).encode()
+
+
+def map_values(fn: Callable[[Any], Any], nxt: Emit) -> Emit:
+    def map_node(key: Any, value: Any, ts: int) -> Any:
+        return nxt(key, fn(value), ts)
+
+    return map_node
+
+
+def filter_values(fn: Callable[[Any], bool], nxt: Emit) -> Emit:
+    def filter_node(key: Any, value: Any, ts: int) -> Any:
+        if fn(value):
+            return nxt(key, value, ts)
+        return FILTERED
+
+    return filter_node
+
+
+def key_by(field: str | None, fn: Callable[[Any], str] | None, nxt: Emit) -> Emit:
+    """Re-key by a field or a function; a key that is not a string is a schema error."""
+    if field is not None:
+
+        def key_by_field(key: Any, value: Any, ts: int) -> Any:
+            try:
+                k = value[field]
+            except (KeyError, TypeError, IndexError):
+                raise SchemaError(f"key field {field!r} is missing") from None
+            if type(k) is not str:
+                raise SchemaError(f"key field {field!r} is {describe_type(k)}, expected a string")
+            return nxt(k, value, ts)
+
+        return key_by_field
+    assert fn is not None
+
+    def key_by_function(key: Any, value: Any, ts: int) -> Any:
+        k = fn(value)
+        if type(k) is not str:
+            raise SchemaError(f"key function returned {describe_type(k)}, expected a string")
+        return nxt(k, value, ts)
+
+    return key_by_function
+
+
+def admit(check: Callable[[int], None], nxt: Emit) -> Emit:
+    """The future-skew check, for pipelines without a stateful operator to make it."""
+
+    def admit_node(key: Any, value: Any, ts: int) -> Any:
+        check(ts)
+        return nxt(key, value, ts)
+
+    return admit_node
+
+
+def guard(nxt: Emit, fail: Fail) -> Emit:
+    """Downstream of an operator: a failing step dead-letters that result, not the task."""
+
+    def guarded(key: Any, value: Any, ts: int) -> Any:
+        try:
+            return nxt(key, value, ts)
+        except Exception as exc:  # noqa: BLE001 - user code: dead-letter the result
+            fail(key, value, ts, exc)
+            return None
+
+    return guarded
+
+
+def topic_sink(sink: Sink, counters: Counting) -> Emit:
+    """Write each value to a topic as JSON, keyed by the entity key."""
+    add = sink.add
+    dumps = orjson.dumps
+
+    def to_topic(key: Any, value: Any, ts: int) -> None:
+        add(key_bytes(key), dumps(value), ts)
+        counters.outputs += 1
+
+    return to_topic
+
+
+def guarded_topic_sink(sink: Sink, counters: Counting, fail: Fail) -> Emit:
+    """`topic_sink` with `guard` folded in: one call per result instead of two."""
+    add = sink.add
+    dumps = orjson.dumps
+
+    def to_topic_guarded(key: Any, value: Any, ts: int) -> None:
+        try:
+            add(key.encode() if type(key) is str else key_bytes(key), dumps(value), ts)
+        except Exception as exc:  # noqa: BLE001 - e.g. a result that is not JSON: dead-letter it
+            fail(key, value, ts, exc)
+            return
+        counters.outputs += 1
+
+    return to_topic_guarded
+
+
+def function_sink(sink: CallbackSink, counters: Counting) -> Emit:
+    """Collect each value for a user function (the list is replaced on every flush)."""
+
+    def to_function(key: Any, value: Any, ts: int) -> None:
+        sink.values.append(value)
+        counters.outputs += 1
+
+    return to_function
