@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from streamcore.errors import ConfigError
+from streamcore.errors import ConfigError, SchemaError
 
 RESERVED_OUTPUT_NAMES = frozenset({"key", "start", "end", "revision", "retracted"})
 
@@ -181,6 +181,42 @@ class Mean:
 
 
 @dataclass(frozen=True, slots=True)
+class CountDistinct:
+    """The number of distinct values of a field (strings, numbers or booleans); exact."""
+
+    field: str
+    numeric: bool = False
+    state_name: str = "count_distinct/1"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.field, str) or not self.field:
+            raise ConfigError("count_distinct.field", "CountDistinct needs the name of a field")
+
+    def create(self) -> list[Any]:
+        return []
+
+    def add(self, acc: list[Any], value: Any) -> list[Any]:
+        if isinstance(value, dict | list):
+            raise SchemaError(f"field {self.field!r} is {type(value).__name__}; distinct values must be scalars")
+        return acc if any(_same(value, v) for v in acc) else [*acc, value]
+
+    def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
+        seen = {_identity(v) for v in a}
+        return a + [v for v in b if _identity(v) not in seen]
+
+    def result(self, acc: list[Any]) -> int:
+        return len(acc)
+
+
+def _identity(value: Any) -> tuple[bool, Any]:
+    return (type(value) is bool, value)  # True and 1 are distinct values
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _identity(a) == _identity(b)
+
+
+@dataclass(frozen=True, slots=True)
 class Aggregate:
     """A user-defined aggregation from four functions.
 
@@ -216,6 +252,7 @@ _BY_NAME: dict[str, Callable[..., Aggregation]] = {
     "min": Min,
     "max": Max,
     "mean": Mean,
+    "count_distinct": CountDistinct,
 }
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from bisect import bisect_left
 from collections.abc import Mapping
 
 from .log import EmbeddedLog, PartitionReader, TopicConfig
-from .log.topics import partition_for
+from .log.topics import APPENDS, partition_for
 from .records import Headers, RecordBatch
 from .transport import Control, TopicSpec
 
-POLL_MIN_S = 0.0005
-POLL_MAX_S = 0.05
 MERGE_TICK_MS = 100
 
 
@@ -42,7 +41,8 @@ class EmbeddedSource:
         self._ends: dict[int, int] = {}
         self._heads: list[RecordBatch | None] = []
         self._cursors: list[int] = []
-        self._idle_wait = POLL_MIN_S
+        self._appended = asyncio.Event()
+        self._unsubscribe = APPENDS.subscribe(log.root, topic, self._appended.set)
 
     async def start(self, positions: Mapping[int, int]) -> None:
         self._readers = [self.log.reader(self.topic, p, positions.get(p)) for p in self.partitions]
@@ -87,10 +87,7 @@ class EmbeddedSource:
         if first is None:
             if self.until_end and all(r.position >= self._ends[r.partition] for r in self._readers):
                 return Control.END_OF_INPUT
-            await asyncio.sleep(self._idle_wait)
-            self._idle_wait = min(self._idle_wait * 2, POLL_MAX_S)
             return None
-        self._idle_wait = POLL_MIN_S
         i = first[1]
         head = self._heads[i]
         assert head is not None
@@ -103,10 +100,17 @@ class EmbeddedSource:
         self._cursors[i] = stop
         return head.slice(start, stop)
 
+    async def wait(self, timeout_s: float) -> None:
+        """Until this process appends to the topic, or `timeout_s` (appends of others are polled)."""
+        self._appended.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._appended.wait(), timeout_s)
+
     async def commit(self, positions: Mapping[int, int]) -> None:
         return None  # positions live in the task's RocksDB checkpoint
 
     async def close(self) -> None:
+        self._unsubscribe()
         for reader in self._readers:
             reader.close()
 
@@ -151,13 +155,17 @@ class EmbeddedSink:
         self.flush_now()
 
     def flush_now(self) -> None:
+        appended = False
         for p, (values, stamps, keys, headers) in self._buffers.items():
             if values:
+                appended = True
                 self.log.writer(self.topic, p).append(values, stamps, keys, headers)
                 values.clear()
                 stamps.clear()
                 keys.clear()
                 headers.clear()
+        if appended:
+            APPENDS.notify(self.log.root, self.topic)
 
 
 class EmbeddedBroker:

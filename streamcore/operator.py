@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .keyed_state import KeyedState
+    from .online import EntityStore, FeatureReader
 
 LATE: Final = False
 """Returned by `Operator.process` (and passed back up the pipeline) when an event is late."""
@@ -79,6 +80,10 @@ class OperatorContext(Protocol):
 
     def keyed_state(self, name: str, *, capacity: int = 100_000) -> KeyedState:
         """Per-key state too large for memory, checkpointed with everything else (see `keyed_state`)."""
+        ...
+
+    def entity_store(self, view: str, reader: FeatureReader, *, capacity: int = 100_000) -> EntityStore:
+        """Keyed state that the online state serves as feature view `view` (see `online`)."""
         ...
 
 

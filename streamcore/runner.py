@@ -28,6 +28,7 @@ from .embedded import EmbeddedBroker
 from .errors import ConfigError
 from .log import EmbeddedLog
 from .nodes import CallbackSink
+from .online import OnlineState
 from .settings import RunSettings
 from .state import TaskStore
 from .stream import FunctionSink, Pipeline
@@ -36,6 +37,9 @@ from .transport import Broker, Control, Sink, Source
 
 YIELD_EVERY_S = 0.005
 """Longest stretch of back-to-back batch processing before the loop flushes and yields."""
+IDLE_WAIT_MIN_S = 0.0005
+IDLE_WAIT_MAX_S = 0.01
+"""With no records, wait for an in-process append or poll, backing off up to this."""
 
 
 class SimulatedCrash(Exception):
@@ -116,6 +120,8 @@ class Runner:
         self.progress_interval_s = progress_interval_s
         self.handle_signals = handle_signals
         self._runs: list[_TaskRun] = []
+        self.online = OnlineState()
+        """The app's feature views; the HTTP server and agent tools read it."""
         self._stop = asyncio.Event()
         self._started = 0.0
         self._stopped_by = ""
@@ -197,6 +203,7 @@ class Runner:
             dead_letters=dead_letters,
             late=late,
             clock=self.clock,
+            online=self.online,
         )
         try:
             positions = task.restore()
@@ -207,26 +214,31 @@ class Runner:
         return _TaskRun(task, source, [sink, dead_letters, late])
 
     async def _drive(self, run: _TaskRun) -> None:
-        """Fetch and process batches; flush, checkpoint and yield at most every `YIELD_EVERY_S`.
+        """Fetch and process batches; publish, flush, checkpoint and yield at most every `YIELD_EVERY_S`.
 
-        Batches are processed back to back for up to `YIELD_EVERY_S` of wall time; then
-        the sinks are flushed (outputs become visible), a due checkpoint is taken, and
-        the loop yields so that other tasks and HTTP requests on it get their turn.
+        Batches are processed back to back for up to `YIELD_EVERY_S` of wall time. Then,
+        and whenever the source has nothing, what was applied is published (readable, with
+        its freshness measured), the sinks are flushed, a due checkpoint is taken, and the
+        loop yields so that other tasks and HTTP requests get their turn. Nothing awaits
+        before that publish, so a read never sees state that was not published.
         """
         task, source = run.task, run.source
         interval_s = self.settings.checkpoint_interval_ms / 1000
         max_records = self.settings.max_batch_records
         next_checkpoint = time.monotonic() + interval_s
         next_yield = time.monotonic() + YIELD_EVERY_S
+        idle_wait = IDLE_WAIT_MIN_S
         while not self._stop.is_set():
             item = await source.fetch(max_records)
             if item is Control.END_OF_INPUT:
                 task.finish()
+                self.online.publish()
                 await run.checkpoint()
                 if all(r.task.ended for r in self._runs):
                     self.stop("end_of_input")
                 return
             if item is Control.CHECKPOINT:
+                self.online.publish()
                 await run.checkpoint()
                 next_checkpoint = time.monotonic() + interval_s
                 continue
@@ -234,15 +246,22 @@ class Runner:
                 raise SimulatedCrash(task.pipeline.name)
             if item is not None:
                 task.process_batch(item, self.clock.now_ms())
+                idle_wait = IDLE_WAIT_MIN_S
             now = time.monotonic()
             if item is None or now >= next_yield:
+                self.online.publish()  # what was applied so far becomes readable
                 if now >= next_checkpoint:
                     await run.checkpoint()
                     next_checkpoint = time.monotonic() + interval_s
                 else:
                     await run.flush()
-                await asyncio.sleep(0)
+                if item is None:
+                    await source.wait(idle_wait)
+                    idle_wait = min(idle_wait * 2, IDLE_WAIT_MAX_S)
+                else:
+                    await asyncio.sleep(0)
                 next_yield = time.monotonic() + YIELD_EVERY_S
+        self.online.publish()
         await run.checkpoint()
 
     async def _report(self) -> None:

@@ -75,6 +75,10 @@ class Pipeline:
     sink: SinkStep
 
 
+def _discard(values: list[Any]) -> None:
+    return None
+
+
 def _callable(setting: str, fn: Any) -> Any:
     if not callable(fn):
         raise ConfigError(setting, f"expected a function, got {type(fn).__name__}")
@@ -136,6 +140,14 @@ class Stream:
                 f"operator {spec.name!r} needs event time: pass event_time=EventTime(...) to app.stream()",
             )
         return self._then(OperatorStep(spec))
+
+    def features(self, view: OperatorSpec) -> Stream:
+        """Keep a feature view (`operators.FeatureView`) current; events pass on unchanged."""
+        return self.process(view)
+
+    def discard(self) -> Pipeline:
+        """End the stream without an output topic: its effect is its state (e.g. feature views)."""
+        return self.sink(_discard, label="discard")
 
     def to(self, topic: TopicSpec | str) -> Pipeline:
         """Write the stream's output to a topic, as JSON, keyed by the entity key."""

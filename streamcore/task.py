@@ -34,6 +34,7 @@ from .errors import FutureTimestamp, IncompatibleState, RecordError
 from .eventtime import WatermarkTracker
 from .keyed_state import KeyedState
 from .nodes import CallbackSink, key_bytes
+from .online import EntityStore, FeatureReader, OnlineState
 from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
 from .state import TaskStore
@@ -99,6 +100,34 @@ class _Context:
         self._task.keyed_states.append(state)
         return state
 
+    def entity_store(self, view: str, reader: FeatureReader, *, capacity: int = 100_000) -> EntityStore:
+        task = self._task
+        task.tracks_arrivals = True
+        return task.online.register(view, self.keyed_state(f"view:{view}", capacity=capacity), task.stream, reader)
+
+
+class TaskStream:
+    """The task as the online state sees it (`streamcore.online.StreamInfo`)."""
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+
+    @property
+    def name(self) -> str:
+        return self._task.pipeline.name
+
+    def positions(self) -> dict[int, int]:
+        return dict(self._task.positions)
+
+    def watermark(self) -> float:
+        return self._task.watermark
+
+    def current_arrival(self) -> tuple[int, int, int]:
+        batch, i = self._task.current_batch, self._task.current_index
+        if batch is None:
+            return -1, -1, 0
+        return batch.partition, batch.base_offset + i, batch.timestamps[i]
+
 
 class Task:
     """One pipeline over its source partitions, with its state store and sinks."""
@@ -115,6 +144,7 @@ class Task:
         dead_letters: Sink,
         late: Sink,
         clock: Clock,
+        online: OnlineState | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.app_name = app_name
@@ -138,6 +168,11 @@ class Task:
         self._future_limit = math.inf  # processing time of the current batch + max_future_skew
         self._operators: list[tuple[str, Operator]] = []
         self.keyed_states: list[KeyedState] = []
+        self.online = online if online is not None else OnlineState()
+        self.stream = TaskStream(self)
+        self.tracks_arrivals = False  # set when a feature view needs to know the record being applied
+        self.current_batch: RecordBatch | None = None
+        self.current_index = 0
         self._ended = False
         self._head = self._build_chain()
         self._step_label = pipeline.name
@@ -234,6 +269,8 @@ class Task:
             self.positions[p] = batch.next_offset
             return
         ts_field = self._ts_field
+        track = self.tracks_arrivals
+        self.current_batch = batch
         if self._future_skew is not None:
             self._future_limit = at + self._future_skew
         head = self._head
@@ -259,6 +296,8 @@ class Task:
             if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP:
                 self._dead_letter(batch, i, at, "schema", self._bad_timestamp(ts))
                 continue
+            if track:
+                self.current_index = i
             key = None
             if key_field is not None:
                 key = event.get(key_field)
@@ -292,6 +331,8 @@ class Task:
         head = self._head
         loads = orjson.loads
         stamps = batch.timestamps
+        track = self.tracks_arrivals
+        self.current_batch = batch
         for i, raw in enumerate(batch.values):
             try:
                 event = loads(raw)
@@ -299,6 +340,8 @@ class Task:
                 event = self._decode_fallback(batch, i, at)
                 if event is None:
                     continue
+            if track:
+                self.current_index = i
             try:
                 status = head(None, event, stamps[i])
             except RecordError as exc:

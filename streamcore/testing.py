@@ -75,6 +75,9 @@ class ScriptedSource:
             self.topic, item.partition, offset, [item.value], [ts], None if item.key is None else [item.key]
         )
 
+    async def wait(self, timeout_s: float) -> None:
+        return None  # a script always has its next item ready
+
     async def commit(self, positions: Mapping[int, int]) -> None:
         self.committed = dict(positions)
 

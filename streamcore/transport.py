@@ -46,7 +46,14 @@ class Source(Protocol):
         """Seek each partition to its checkpointed next offset (absent: the earliest)."""
 
     async def fetch(self, max_records: int) -> RecordBatch | Control | None:
-        """The next records of one partition, a Control signal, or None after a short wait."""
+        """The next records of one partition, a Control signal, or None if nothing is available.
+
+        It must not wait for records (the runner publishes what it applied before any
+        wait, so that reads never see unpublished state): waiting is `wait`.
+        """
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return when records may be available, or after `timeout_s`."""
 
     async def commit(self, positions: Mapping[int, int]) -> None:
         """A checkpoint made these positions durable (Kafka commits offsets here)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +51,33 @@ def partition_for(key: bytes | None, partitions: int, fallback: int) -> int:
     if key is None:
         return fallback % partitions
     return zlib.crc32(key) % partitions
+
+
+class AppendListeners:
+    """In-process wake-ups: who waits for appends to which topic of which log directory.
+
+    Appends made by this process notify waiting readers at once; appends by other
+    processes are seen by polling.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: dict[tuple[str, str], set[Callable[[], None]]] = {}
+
+    def subscribe(self, root: Path, topic: str, callback: Callable[[], None]) -> Callable[[], None]:
+        key = (str(root.resolve()), topic)
+        self._listeners.setdefault(key, set()).add(callback)
+
+        def unsubscribe() -> None:
+            self._listeners.get(key, set()).discard(callback)
+
+        return unsubscribe
+
+    def notify(self, root: Path, topic: str) -> None:
+        for callback in list(self._listeners.get((str(root.resolve()), topic), ())):
+            callback()
+
+
+APPENDS = AppendListeners()
 
 
 class EmbeddedLog:
@@ -185,6 +212,7 @@ class TopicProducer:
         n = self.config.partitions
         if partition is not None or n == 1:
             self.log.writer(self.config.name, partition or 0).append(values, timestamps, keys, headers)
+            APPENDS.notify(self.log.root, self.config.name)
             return
         groups: dict[int, list[int]] = {}
         for i in range(len(values)):
@@ -200,6 +228,7 @@ class TopicProducer:
                 None if keys is None else [keys[i] for i in idx],
                 None if headers is None else [headers[i] for i in idx],
             )
+        APPENDS.notify(self.log.root, self.config.name)
 
     def send(
         self,

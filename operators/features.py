@@ -1,0 +1,238 @@
+"""Feature views: per-entity features kept current by the stream and read online.
+
+    card = FeatureView("card", entity="card", features={
+        "txn_1m": Rolling(Count(), over="1m"),
+        "merchants_5m": Rolling(CountDistinct("merchant"), over="5m"),
+        "spend_60m": Rolling(Sum("amount"), over="60m"),
+        "last_amount": Latest("amount"),
+    })
+    app.stream(transactions, event_time=...).key_by("card").features(card).to(decisions)
+
+* `Rolling(aggregation, over)`: the aggregation over the events of the entity in the
+  last `over` of event time, kept in panes of `pane` (default ``over / 60``). A read at
+  event time T (the newest event time the view has applied) combines the panes that
+  overlap ``(T - over, T]``, so every event processed so far is reflected, and the
+  window's old edge is exact to one pane.
+* `Latest(field)`: the field's value in the entity's newest event (by event time).
+
+Features from window results: put a view after ``.window(...).aggregate(...)`` and keep
+`Latest` of the result fields. Each event is validated for every feature first, then
+applied to all of them, then passed on downstream unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamcore.durations import Duration, to_ms
+from streamcore.errors import ConfigError, SchemaError
+from streamcore.online import EntityStore
+from streamcore.operator import Operator, OperatorContext, StateWriter
+
+from .aggregations import Aggregation, resolve
+
+MAX_PANES = 3_600
+
+
+@dataclass(frozen=True, slots=True)
+class Rolling:
+    """An aggregation over the last `over` of event time, kept in panes of `pane`."""
+
+    aggregation: Any
+    over: Duration
+    pane: Duration | None = None
+
+    def window_ms(self, setting: str) -> tuple[int, int]:
+        over = to_ms(self.over, f"{setting}.over", allow_zero=False)
+        pane = to_ms(self.pane, f"{setting}.pane", allow_zero=False) if self.pane is not None else max(1, over // 60)
+        if over % pane:
+            raise ConfigError(f"{setting}.pane", f"must divide over evenly ({over} ms is not a multiple of {pane} ms)")
+        if over // pane > MAX_PANES:
+            raise ConfigError(f"{setting}.pane", f"over / pane must be at most {MAX_PANES} (got {over // pane})")
+        return over, pane
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """The value of `field` in the entity's newest event."""
+
+    field: str
+    type: type | None = None
+    """If set, values must be of this type (else the event is dead-lettered as schema)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.field, str) or not self.field:
+            raise ConfigError("latest.field", "Latest needs the name of a field")
+
+
+@dataclass(frozen=True, slots=True)
+class _RollingPlan:
+    name: str
+    aggregation: Aggregation
+    over: int
+    pane: int
+
+
+@dataclass(frozen=True, slots=True)
+class _LatestPlan:
+    name: str
+    field: str
+    type: type | None
+
+
+Plan = _RollingPlan | _LatestPlan
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureView:
+    """A named set of per-entity features, maintained by one stream and served online."""
+
+    name: str
+    entity: str
+    features: Mapping[str, Rolling | Latest]
+    capacity: int = 100_000
+    """Entities kept in memory between checkpoints (the rest are read back from RocksDB)."""
+    state_version: int = 1
+    needs_event_time: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigError("view.name", "a feature view needs a name")
+        if not self.entity or not isinstance(self.entity, str):
+            raise ConfigError("view.entity", "a feature view needs the name of its entity key")
+        if not self.features:
+            raise ConfigError("view.features", f"feature view {self.name!r} has no features")
+        self.plans()  # validate eagerly: errors name the setting when the job is built
+
+    def plans(self) -> tuple[list[Plan], tuple[str, ...]]:
+        plans: list[Plan] = []
+        for name, spec in self.features.items():
+            setting = f"features.{name}"
+            if isinstance(spec, Rolling):
+                over, pane = spec.window_ms(setting)
+                plans.append(_RollingPlan(name, resolve(name, spec.aggregation), over, pane))
+            elif isinstance(spec, Latest):
+                plans.append(_LatestPlan(name, spec.field, spec.type))
+            else:
+                raise ConfigError(setting, f"expected Rolling(...) or Latest(...), got {spec!r}")
+        return plans, tuple(self.features)
+
+    def build(self, context: OperatorContext) -> Operator:
+        return FeatureOperator(self, context)
+
+
+class FeatureOperator:
+    """Keeps a `FeatureView` current; its entity state is ``[feature state, ...]``.
+
+    A rolling feature's state is a list of ``[pane start, accumulator]`` in start order;
+    a latest feature's is ``[event time, value]`` or None.
+    """
+
+    def __init__(self, view: FeatureView, context: OperatorContext) -> None:
+        self.view = view
+        self.emit = context.emit
+        self.admit = context.admit
+        self.plans, self.feature_names = view.plans()
+        self.now: float = -math.inf  # the newest event time applied: reads are "as of" it
+        self.store: EntityStore = context.entity_store(view.name, self, capacity=view.capacity)
+
+    # -- per event ----------------------------------------------------------------------------
+    def process(self, key: str, event: Any, ts: int) -> Any:
+        values = [self._extract(plan, event) for plan in self.plans]
+        self.admit(ts)
+        if ts > self.now:
+            self.now = ts
+        now = self.now
+        store = self.store
+        state = store.get_for_update(key)
+        if state is None:
+            state = [[] if isinstance(plan, _RollingPlan) else None for plan in self.plans]
+        for i, (plan, value) in enumerate(zip(self.plans, values, strict=True)):
+            if isinstance(plan, _RollingPlan):
+                _add_to_panes(state[i], plan, ts, value, now)
+            elif state[i] is None or ts >= state[i][0]:
+                state[i] = [ts, value]
+        store.put(key, state)
+        return self.emit(key, event, ts)
+
+    @staticmethod
+    def _extract(plan: Plan, event: Any) -> Any:
+        if isinstance(plan, _LatestPlan):
+            try:
+                value = event[plan.field]
+            except (KeyError, TypeError, IndexError):
+                raise SchemaError(f"field {plan.field!r} is missing") from None
+            if plan.type is not None and not isinstance(value, plan.type):
+                raise SchemaError(f"field {plan.field!r} is {value!r}, expected {plan.type.__name__}")
+            return value
+        agg = plan.aggregation
+        if agg.field is None:
+            return event
+        try:
+            value = event[agg.field]
+        except (KeyError, TypeError, IndexError):
+            raise SchemaError(f"field {agg.field!r} (feature {plan.name!r}) is missing") from None
+        if agg.numeric and not (type(value) is int or (type(value) is float and math.isfinite(value))):
+            raise SchemaError(f"field {agg.field!r} (feature {plan.name!r}) is {value!r}, not a finite number")
+        return value
+
+    # -- reads (FeatureReader) -----------------------------------------------------------------
+    def reference(self) -> float:
+        return self.now
+
+    def compute(self, state: Any, reference: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, plan in enumerate(self.plans):
+            if isinstance(plan, _RollingPlan):
+                agg = plan.aggregation
+                acc = agg.create()
+                oldest = reference - plan.over  # panes ending after this overlap (T - over, T]
+                for start, pane_acc in [] if state is None else state[i]:
+                    if start + plan.pane > oldest and start <= reference:
+                        acc = agg.merge(acc, pane_acc)
+                out[plan.name] = agg.result(acc)
+            else:
+                out[plan.name] = None if state is None or state[i] is None else state[i][1]
+        return out
+
+    def read(self, key: str) -> dict[str, Any]:
+        """The entity's features now (for in-stream use, e.g. scoring right after the update)."""
+        record = self.store.record_as_of(key, None)
+        return self.compute(None if record is None else record[0], self.now)
+
+    # -- the operator protocol ------------------------------------------------------------------
+    def on_watermark(self, watermark: float) -> None:
+        return None
+
+    def on_end_of_input(self) -> None:
+        return None
+
+    def restore(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
+        return None  # entity state is read lazily through the entity store
+
+    def checkpoint(self, writer: StateWriter) -> None:
+        return None  # the runtime checkpoints the entity store with the task
+
+    def state_entries(self) -> int:
+        return self.store.keyed.cached
+
+
+def _add_to_panes(panes: list[list[Any]], plan: _RollingPlan, ts: int, value: Any, now: float) -> None:
+    """Add `value` to the pane of `ts`, dropping panes that left the window of `now`."""
+    oldest = now - plan.over
+    while panes and panes[0][0] + plan.pane <= oldest:
+        del panes[0]
+    start = ts - ts % plan.pane
+    if start + plan.pane <= oldest:
+        return  # older than the window: it can never be read
+    agg = plan.aggregation
+    i = len(panes)
+    while i and panes[i - 1][0] > start:
+        i -= 1
+    if i and panes[i - 1][0] == start:
+        panes[i - 1][1] = agg.add(panes[i - 1][1], value)
+    else:
+        panes.insert(i, [start, agg.add(agg.create(), value)])

@@ -1,0 +1,349 @@
+"""The online state: entity features, readable between batches, with pinned snapshots.
+
+Feature operators keep per-entity state in an `EntityStore`; `OnlineState` ties the
+stores of an app together and serves reads.
+
+Coherence. Batches are processed synchronously on the worker's event loop, and one
+event is applied to every feature of its stream before the next begins; reads run on
+the same loop, only when a task yields. So a read always sees whole events. When a task
+yields, the runner calls `publish`: everything applied so far becomes one *epoch*, and
+the time of that moment is when those events became readable (their freshness).
+
+Snapshots. `pin` names the current epoch. Until the snapshot expires, every read with
+its id returns the state as of that epoch, while the stream moves on: the first time an
+entity changes after a pin, its old state is copied aside (copy-on-write), so pinning
+costs nothing until entities change, and nothing at all when no snapshot is pinned.
+Snapshots expire after their TTL, or oldest first when the copies exceed the memory cap;
+reading an expired snapshot is a `SnapshotExpired` error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from .errors import StreamcoreError
+from .keyed_state import KeyedState
+
+
+class SnapshotExpired(StreamcoreError, KeyError):
+    """The snapshot id is unknown, or its TTL or the snapshot memory cap ended it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownView(StreamcoreError, KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A pinned epoch: reads with its id see the online state as of `epoch`."""
+
+    id: str
+    epoch: int
+    created_ms: int
+    expires_ms: int
+    positions: Mapping[str, Mapping[int, int]]
+    """Per stream, the next offset of each input partition the snapshot reflects."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureValue:
+    value: Any
+    freshness_ms: float | None
+    """From the arrival of the newest event the feature reflects to when it became readable."""
+    age_ms: float | None
+    """From the arrival of that event to the read (or to the snapshot's pin)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRead:
+    """All features of an entity in one view, as of one input position."""
+
+    view: str
+    entity: str
+    found: bool
+    features: Mapping[str, FeatureValue]
+    stream: str
+    positions: Mapping[int, int]
+    watermark_lag_ms: float | None
+    snapshot: str | None
+
+    def values(self) -> dict[str, Any]:
+        return {name: f.value for name, f in self.features.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "view": self.view,
+            "entity": self.entity,
+            "found": self.found,
+            "features": {
+                name: {"value": f.value, "freshness_ms": f.freshness_ms, "age_ms": f.age_ms}
+                for name, f in self.features.items()
+            },
+            "position": {"stream": self.stream, "partitions": {str(p): o for p, o in self.positions.items()}},
+            "watermark_lag_ms": self.watermark_lag_ms,
+            "snapshot": self.snapshot,
+        }
+
+
+class FeatureReader(Protocol):
+    """What a feature operator offers the online state: its features, computed from a state."""
+
+    feature_names: tuple[str, ...]
+
+    def compute(self, state: Any, reference: Any) -> dict[str, Any]:
+        """The features from an entity's state; `reference` is what `reference()` returned."""
+        ...
+
+    def reference(self) -> Any:
+        """What reads need besides the entity's state (e.g. the view's event-time now)."""
+        ...
+
+
+class StreamInfo(Protocol):
+    """What the online state needs to know about the task that feeds a view."""
+
+    @property
+    def name(self) -> str: ...
+
+    def positions(self) -> dict[int, int]: ...
+
+    def watermark(self) -> float: ...
+
+    def current_arrival(self) -> tuple[int, int, int]:
+        """(partition, offset, arrival time in epoch ms) of the record being processed."""
+        ...
+
+
+class EntityStore:
+    """Per-entity state of one feature view: KeyedState plus versions for pinned snapshots.
+
+    An entity's record is ``[state, arrival_ms, partition, offset, epoch]``: its state
+    (JSON data), where and when the newest event applied to it arrived, and the epoch in
+    which it last changed (so a version is valid from that epoch on). Operators change
+    state with ``state = get_for_update(entity)`` ... ``put(entity, state)``.
+    """
+
+    def __init__(
+        self, online: OnlineState, view: str, keyed: KeyedState, stream: StreamInfo, reader: FeatureReader
+    ) -> None:
+        self.online = online
+        self.view = view
+        self.keyed = keyed
+        self.stream = stream
+        self.reader = reader
+        self._versions: dict[bytes, list[tuple[int, Any, int]]] = {}  # key -> [(valid from, record, bytes)]
+        self._reference_at: dict[int, Any] = {}  # pinned epoch -> the reader's reference then
+
+    # -- writes (from the operator, during a batch) ------------------------------------------
+    def get_for_update(self, entity: str) -> Any:
+        """The entity's current state, to change and then `put` (None if it has none yet).
+
+        If a pinned snapshot can still see this state, a copy is kept aside first.
+        """
+        key = entity.encode()
+        record = self.keyed.get(key)
+        if record is None:
+            return None
+        online = self.online
+        if online.snapshots and record[4] != online.epoch + 1:
+            since = record[4]
+            if any(since <= snap.epoch for snap in online.snapshots.values()):
+                raw = orjson.dumps(record)
+                self._versions.setdefault(key, []).append((since, orjson.loads(raw), len(raw)))
+                online.account_copy(len(raw))
+        return record[0]
+
+    def put(self, entity: str, state: Any) -> None:
+        """Store the entity's state; the record being processed is noted as its newest event."""
+        partition, offset, arrival = self.stream.current_arrival()
+        self.keyed.put(entity.encode(), [state, arrival, partition, offset, self.online.epoch + 1])
+
+    def pinned(self, epoch: int) -> None:
+        """A snapshot of `epoch` was pinned: remember the reader's reference as of now."""
+        self._reference_at[epoch] = self.reader.reference()
+
+    def forget(self, live_epochs: Iterable[int]) -> int:
+        """Drop copies no live snapshot can see any more; return the bytes freed."""
+        live = set(live_epochs)
+        for epoch in [e for e in self._reference_at if e not in live]:
+            del self._reference_at[epoch]
+        freed = 0
+        for key, versions in list(self._versions.items()):
+            current = self.keyed.get(key)
+            until = [v[0] for v in versions[1:]] + [1 << 62 if current is None else current[4]]
+            kept = []
+            for version, end in zip(versions, until, strict=True):
+                if any(version[0] <= e < end for e in live):
+                    kept.append(version)
+                else:
+                    freed += version[2]
+            if kept:
+                self._versions[key] = kept
+            else:
+                del self._versions[key]
+        return freed
+
+    # -- reads (between batches) ------------------------------------------------------------
+    def record_as_of(self, entity: str, epoch: int | None) -> Any:
+        """The entity's record now, or as of a pinned epoch (None: it had no state then)."""
+        key = entity.encode()
+        current = self.keyed.get(key)
+        if epoch is None or (current is not None and current[4] <= epoch):
+            return current
+        for since, record, _ in reversed(self._versions.get(key, [])):
+            if since <= epoch:
+                return record
+        return None
+
+    def reference_as_of(self, epoch: int | None) -> Any:
+        if epoch is None:
+            return self.reader.reference()
+        return self._reference_at.get(epoch, self.reader.reference())
+
+
+@dataclass(slots=True)
+class _View:
+    name: str
+    store: EntityStore
+
+
+@dataclass(slots=True)
+class _Publish:
+    epoch: int
+    at_ms: float
+
+
+@dataclass
+class OnlineState:
+    """The feature views of an app, their reads, and pinned snapshots."""
+
+    clock_ms: Callable[[], float] = field(default=lambda: time.time_ns() / 1e6)
+    snapshot_ttl_ms: int = 60_000
+    snapshot_memory_bytes: int = 64 << 20
+    max_snapshots: int = 10_000
+    epoch: int = field(default_factory=lambda: time.time_ns() // 1_000)
+    """Epochs count up from a run-unique base (µs at start), so epochs stored with entity
+    records by an earlier run never look like ones of this run."""
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+    views: dict[str, _View] = field(default_factory=dict)
+    copied_bytes: int = 0
+    expired_by_memory: int = 0
+    _publishes: deque[_Publish] = field(default_factory=lambda: deque(maxlen=200_000))
+    _ids: Iterable[int] = field(default_factory=itertools.count)
+
+    # -- registration (when tasks are built) -------------------------------------------------
+    def register(self, view: str, keyed: KeyedState, stream: StreamInfo, reader: FeatureReader) -> EntityStore:
+        if view in self.views:
+            raise ValueError(f"feature view {view!r} is registered twice")
+        store = EntityStore(self, view, keyed, stream, reader)
+        self.views[view] = _View(view, store)
+        return store
+
+    # -- epochs --------------------------------------------------------------------------------
+    def publish(self) -> None:
+        """Everything applied so far becomes readable now (the runner calls this when it yields)."""
+        self.epoch += 1
+        self._publishes.append(_Publish(self.epoch, self.clock_ms()))
+        if self.snapshots:
+            self._expire(self.clock_ms())
+
+    def published_at(self, epoch: int) -> float | None:
+        """When `epoch` became readable (None if that is too long ago to remember)."""
+        publishes = self._publishes
+        if not publishes or epoch < publishes[0].epoch or epoch > publishes[-1].epoch:
+            return None
+        return publishes[epoch - publishes[0].epoch].at_ms
+
+    # -- snapshots -------------------------------------------------------------------------------
+    def pin(self, ttl_ms: int | None = None) -> Snapshot:
+        now = self.clock_ms()
+        self._expire(now)
+        if len(self.snapshots) >= self.max_snapshots:
+            self._drop(min(self.snapshots.values(), key=lambda s: s.created_ms).id)
+        ttl = self.snapshot_ttl_ms if ttl_ms is None else ttl_ms
+        snapshot = Snapshot(
+            id=f"s{next(self._ids)}-{secrets.token_hex(4)}",  # type: ignore[call-overload]
+            epoch=self.epoch,
+            created_ms=int(now),
+            expires_ms=int(now + ttl),
+            positions={v.store.stream.name: v.store.stream.positions() for v in self.views.values()},
+        )
+        self.snapshots[snapshot.id] = snapshot
+        for view in self.views.values():
+            view.store.pinned(snapshot.epoch)
+        return snapshot
+
+    def snapshot(self, snapshot_id: str) -> Snapshot:
+        self._expire(self.clock_ms())
+        found = self.snapshots.get(snapshot_id)
+        if found is None:
+            raise SnapshotExpired(f"snapshot {snapshot_id!r} does not exist or has expired")
+        return found
+
+    def release(self, snapshot_id: str) -> None:
+        self.snapshot(snapshot_id)
+        self._drop(snapshot_id)
+
+    def account_copy(self, size: int) -> None:
+        self.copied_bytes += size
+        while self.copied_bytes > self.snapshot_memory_bytes and self.snapshots:
+            oldest = min(self.snapshots.values(), key=lambda s: s.created_ms)
+            self.expired_by_memory += 1
+            self._drop(oldest.id)
+
+    def _expire(self, now: float) -> None:
+        for snap in [s for s in self.snapshots.values() if s.expires_ms <= now]:
+            self._drop(snap.id)
+
+    def _drop(self, snapshot_id: str) -> None:
+        self.snapshots.pop(snapshot_id, None)
+        live = [s.epoch for s in self.snapshots.values()]
+        for view in self.views.values():
+            self.copied_bytes -= view.store.forget(live)
+
+    # -- reads -------------------------------------------------------------------------------
+    def read(self, view: str, entity: str, snapshot_id: str | None = None) -> EntityRead:
+        """All features of `entity` in `view`, now or as of a pinned snapshot."""
+        found = self.views.get(view)
+        if found is None:
+            raise UnknownView(f"no feature view {view!r}; known: {sorted(self.views)}")
+        store = found.store
+        snapshot = None if snapshot_id is None else self.snapshot(snapshot_id)
+        epoch = None if snapshot is None else snapshot.epoch
+        record = store.record_as_of(entity, epoch)
+        reference = store.reference_as_of(epoch)
+        state = None if record is None else record[0]
+        values = store.reader.compute(state, reference)
+        now = self.clock_ms() if snapshot is None else float(snapshot.created_ms)
+        freshness = age = None
+        if record is not None:
+            arrival = record[1]
+            readable = self.published_at(record[4])
+            freshness = None if readable is None else max(0.0, readable - arrival)
+            age = max(0.0, now - arrival)
+        features = {name: FeatureValue(value, freshness, age) for name, value in values.items()}
+        positions = store.stream.positions() if snapshot is None else snapshot.positions[store.stream.name]
+        watermark = store.stream.watermark()
+        lag = None if watermark in (float("inf"), float("-inf")) else max(0.0, self.clock_ms() - watermark)
+        return EntityRead(
+            view,
+            entity,
+            record is not None,
+            features,
+            store.stream.name,
+            dict(positions),
+            lag,
+            None if snapshot is None else snapshot.id,
+        )
