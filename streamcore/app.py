@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .durations import Duration, optional_ms
 from .errors import ConfigError
 from .eventtime import EventTime
 from .log.topics import check_topic_name
+from .models import Model
 from .stream import Pipeline, Stream
 from .transport import TopicSpec
 
@@ -42,6 +44,7 @@ class App:
         self.version = version
         self._topics: dict[str, TopicSpec] = {}
         self._pipelines: dict[str, Pipeline] = {}
+        self.models: dict[str, Model] = {}
         self.dead_letter_topic = self.topic(dead_letter_topic or f"{name}-dlq")
         self.late_topic = self.topic(late_topic or f"{name}-late")
 
@@ -69,6 +72,24 @@ class App:
         stream_name = name or source
         check_topic_name(stream_name)
         return Stream(self, source, event_time, stream_name)
+
+    def model(
+        self,
+        name: str,
+        model: Any,
+        *,
+        view: str,
+        features: Sequence[str],
+        fallback: Any,
+        timeout_ms: float = 50.0,
+        missing: float = 0.0,
+    ) -> Model:
+        """Register a model that reads `features` of feature view `view` (see `streamcore.models`)."""
+        if name in self.models:
+            raise ConfigError("model", f"two models named {name!r}")
+        registered = Model(name, model, view, features, fallback, timeout_ms, missing)
+        self.models[name] = registered
+        return registered
 
     def _register(self, pipeline: Pipeline) -> Pipeline:
         if pipeline.name in self._pipelines:

@@ -13,6 +13,8 @@ import orjson
 
 from .decoding import describe_type
 from .errors import SchemaError
+from .models import Model
+from .online import EntityStore, OnlineState
 from .operator import FILTERED, Emit
 from .transport import Sink
 
@@ -99,6 +101,27 @@ def admit(check: Callable[[int], None], nxt: Emit) -> Emit:
         return nxt(key, value, ts)
 
     return admit_node
+
+
+def score(model: Model, online: OnlineState, into: str, nxt: Emit) -> Emit:
+    """Score the event's entity from its current features; the event gets the score in `into`."""
+    store: EntityStore | None = None
+    fallback_field = f"{into}_fallback"
+
+    def score_node(key: Any, value: Any, ts: int) -> Any:
+        nonlocal store
+        if store is None:
+            store = online.views[model.view].store
+        record = store.record_as_of(key, None)
+        features = store.reader.compute(None if record is None else record[0], store.reader.reference())
+        result = model.score(model.inputs(features))
+        out = value if type(value) is dict else {"event": value}
+        out[into] = result.value
+        if result.fallback:
+            out[fallback_field] = result.reason
+        return nxt(key, out, ts)
+
+    return score_node
 
 
 def guard(nxt: Emit, fail: Fail) -> Emit:

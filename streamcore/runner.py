@@ -161,6 +161,12 @@ class Runner:
         try:
             for pipeline in self.app.pipelines:
                 self._runs.append(await self._open(pipeline, broker))
+            for model in self.app.models.values():
+                if model.view not in self.online.views:
+                    raise ConfigError(
+                        f"model.{model.name}.view",
+                        f"no stream keeps feature view {model.view!r}; known: {sorted(self.online.views)}",
+                    )
             with self._signals():
                 async with asyncio.TaskGroup() as group:
                     drives = [group.create_task(self._drive(r)) for r in self._runs]
@@ -204,6 +210,7 @@ class Runner:
             late=late,
             clock=self.clock,
             online=self.online,
+            models=self.app.models,
         )
         try:
             positions = task.restore()

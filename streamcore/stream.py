@@ -45,7 +45,15 @@ class OperatorStep:
     spec: OperatorSpec
 
 
-Step = MapStep | FilterStep | KeyByStep | OperatorStep
+@dataclass(frozen=True, slots=True)
+class ScoreStep:
+    """Score the event's entity with a registered model; the score goes into field `into`."""
+
+    model: str
+    into: str
+
+
+Step = MapStep | FilterStep | KeyByStep | OperatorStep | ScoreStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,18 @@ class Stream:
     def features(self, view: OperatorSpec) -> Stream:
         """Keep a feature view (`operators.FeatureView`) current; events pass on unchanged."""
         return self.process(view)
+
+    def score(self, model: str, *, into: str = "score") -> Stream:
+        """Score each event's entity with `app.model(model, ...)`, from the features just applied.
+
+        The score is added to the event as field `into` (and ``<into>_fallback`` holds the
+        reason when the model's fallback was used).
+        """
+        if model not in self._app.models:
+            raise ConfigError("score", f"no model {model!r}; register it with app.model({model!r}, ...)")
+        if not into or not isinstance(into, str):
+            raise ConfigError("score.into", "name the field the score goes into")
+        return self._then(ScoreStep(model, into))
 
     def discard(self) -> Pipeline:
         """End the stream without an output topic: its effect is its state (e.g. feature views)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,12 +33,13 @@ from .decoding import decode_strict, describe_type
 from .errors import FutureTimestamp, IncompatibleState, RecordError
 from .eventtime import WatermarkTracker
 from .keyed_state import KeyedState
+from .models import Model
 from .nodes import CallbackSink, key_bytes
 from .online import EntityStore, FeatureReader, OnlineState
 from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
 from .state import TaskStore
-from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline
+from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep
 from .transport import Sink
 
 CHECKPOINT_FORMAT = 1
@@ -145,6 +146,7 @@ class Task:
         late: Sink,
         clock: Clock,
         online: OnlineState | None = None,
+        models: Mapping[str, Model] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.app_name = app_name
@@ -169,6 +171,7 @@ class Task:
         self._operators: list[tuple[str, Operator]] = []
         self.keyed_states: list[KeyedState] = []
         self.online = online if online is not None else OnlineState()
+        self.models = dict(models or {})
         self.stream = TaskStream(self)
         self.tracks_arrivals = False  # set when a feature view needs to know the record being applied
         self.current_batch: RecordBatch | None = None
@@ -208,6 +211,8 @@ class Task:
                 emit = nodes.filter_values(step.fn, emit)
             elif isinstance(step, KeyByStep):
                 emit = nodes.key_by(step.field, step.fn, emit)
+            elif isinstance(step, ScoreStep):
+                emit = nodes.score(self.models[step.model], self.online, step.into, emit)
             elif isinstance(step, OperatorStep):
                 spec = step.spec
                 admit = self._admit if index == first_operator and self._future_skew is not None else admit_any
