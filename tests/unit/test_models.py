@@ -9,18 +9,22 @@ from typing import Any
 
 import orjson
 import pytest
-
 from helpers import produce, run
+
 from operators import Count, FeatureView, Latest, Rolling, Sum
 from streamcore import App, ConfigError, EventTime
 from streamcore.log import EmbeddedLog
 from streamcore.models import Model
 
-VIEW = FeatureView("card", entity="card", features={
-    "n": Rolling(Count(), over="1h", pane="1m"),
-    "spend": Rolling(Sum("amount"), over="1h", pane="1m"),
-    "last": Latest("amount"),
-})
+VIEW = FeatureView(
+    "card",
+    entity="card",
+    features={
+        "n": Rolling(Count(), over="1h", pane="1m"),
+        "spend": Rolling(Sum("amount"), over="1h", pane="1m"),
+        "last": Latest("amount"),
+    },
+)
 
 
 def scoring_app(model: Any, *, fallback: Any = -1.0, timeout_ms: float = 50) -> App:
@@ -40,7 +44,11 @@ def decisions(tmp_path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in EmbeddedLog(tmp_path / "log").read_all("decisions")]
 
 
-EVENTS = [{"card": "a", "amount": 10, "ts": 1}, {"card": "b", "amount": 5, "ts": 2}, {"card": "a", "amount": 1, "ts": 3}]
+EVENTS = [
+    {"card": "a", "amount": 10, "ts": 1},
+    {"card": "b", "amount": 5, "ts": 2},
+    {"card": "a", "amount": 1, "ts": 3},
+]
 
 
 def test_in_stream_scores_see_the_event_just_applied(tmp_path: Path) -> None:
@@ -81,8 +89,12 @@ def slow(features: dict[str, Any]) -> float:
 
 @pytest.mark.parametrize(
     ("model", "reason"),
-    [(broken, "error:RuntimeError"), (slow, "timeout"), (lambda f: object(), "error:TypeError"),
-     (lambda f: float("nan"), "error:ValueError")],
+    [
+        (broken, "error:RuntimeError"),
+        (slow, "timeout"),
+        (lambda f: object(), "error:TypeError"),
+        (lambda f: float("nan"), "error:ValueError"),
+    ],
 )
 def test_a_failing_model_takes_its_fallback_and_the_stream_goes_on(model: Any, reason: str, tmp_path: Path) -> None:
     produce(tmp_path, "tx", EVENTS)
