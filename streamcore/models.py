@@ -76,6 +76,8 @@ class Model:
     timeout_ms: float = 50.0
     missing: float = 0.0
     stats: ModelStats = field(default_factory=ModelStats)
+    on_score: Callable[[Score, str], None] | None = None
+    """Called with every score and its path (``"stream"`` or ``"request"``), e.g. by metrics."""
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -129,6 +131,8 @@ class Model:
             value, reason = self.fallback, "timeout"
         result = Score(value, reason is not None, reason, latency)
         self.stats.record(result)
+        if self.on_score is not None:
+            self.on_score(result, "stream")
         return result
 
     async def score_async(self, inputs: dict[str, Any]) -> Score:
@@ -144,4 +148,6 @@ class Model:
             value, reason = self.fallback, f"error:{type(exc).__name__}"
         result = Score(value, reason is not None, reason, (time.perf_counter() - started) * 1000)
         self.stats.record(result)
+        if self.on_score is not None:
+            self.on_score(result, "request")
         return result

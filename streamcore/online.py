@@ -252,12 +252,17 @@ class OnlineState:
         return store
 
     # -- epochs --------------------------------------------------------------------------------
-    def publish(self) -> None:
-        """Everything applied so far becomes readable now (the runner calls this when it yields)."""
+    def publish(self) -> float:
+        """Everything applied so far becomes readable now (the runner calls this when it yields).
+
+        Returns the time of publication (epoch ms).
+        """
         self.epoch += 1
-        self._publishes.append(_Publish(self.epoch, self.clock_ms()))
+        now = self.clock_ms()
+        self._publishes.append(_Publish(self.epoch, now))
         if self.snapshots:
-            self._expire(self.clock_ms())
+            self._expire(now)
+        return now
 
     def published_at(self, epoch: int) -> float | None:
         """When `epoch` became readable (None if that is too long ago to remember)."""

@@ -22,13 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from .app import App
 from .clock import Clock, SystemClock
 from .embedded import EmbeddedBroker
 from .errors import ConfigError
 from .log import EmbeddedLog
+from .metrics import Metrics
 from .nodes import CallbackSink
 from .online import OnlineState
+from .records import RecordBatch
 from .settings import RunSettings
 from .state import TaskStore
 from .stream import FunctionSink, Pipeline
@@ -79,21 +83,40 @@ def broker_from_settings(settings: RunSettings) -> Broker:
 
 
 class _TaskRun:
-    """A task with its source and sinks."""
+    """A task with its source and sinks, and what the runner tracks about it."""
 
-    def __init__(self, task: Task, source: Source, sinks: list[Sink | CallbackSink]) -> None:
+    def __init__(self, task: Task, source: Source, sinks: list[Sink | CallbackSink], metrics: Metrics) -> None:
         self.task = task
         self.source = source
         self.sinks = sinks
+        self.caught_up = False
+        """The source had nothing left at least once: the task has caught up (readiness)."""
+        self.unpublished: list[RecordBatch] = []
+        """Batches applied since the last publish, for the freshness metric (feature streams only)."""
+        self._batch_seconds = metrics.batch.labels(task.pipeline.name)
+        self._checkpoint_seconds = metrics.checkpoint.labels(task.pipeline.name)
+
+    def process(self, batch: RecordBatch, at: int) -> None:
+        started = time.perf_counter()
+        self.task.process_batch(batch, at)
+        self._batch_seconds.observe(time.perf_counter() - started)
+        if self.task.tracks_arrivals:
+            self.unpublished.append(batch)
 
     async def flush(self) -> None:
+        started = time.perf_counter()
         for sink in self.sinks:
             await sink.flush()
+        self.task.counters.backpressure_s += time.perf_counter() - started
 
     async def checkpoint(self) -> None:
+        started = time.perf_counter()
         await self.flush()
         self.task.commit_checkpoint()
         await self.source.commit(self.task.positions)
+        seconds = time.perf_counter() - started
+        self._checkpoint_seconds.observe(seconds)
+        self.task.counters.backpressure_s += seconds
 
 
 class Runner:
@@ -109,6 +132,7 @@ class Runner:
         progress: Callable[[RunStatus], None] | None = None,
         progress_interval_s: float = 0.5,
         handle_signals: bool = True,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         if not app.pipelines:
             raise ConfigError("app", f"app {app.name!r} defines no stream with a sink (.to(...) or .sink(...))")
@@ -122,6 +146,8 @@ class Runner:
         self._runs: list[_TaskRun] = []
         self.online = OnlineState()
         """The app's feature views; the HTTP server and agent tools read it."""
+        self.metrics = Metrics(self, registry)
+        self.metrics.watch_models(list(app.models.values()))
         self._stop = asyncio.Event()
         self._started = 0.0
         self._stopped_by = ""
@@ -218,7 +244,7 @@ class Runner:
             store.close()
             raise
         await source.start(positions)
-        return _TaskRun(task, source, [sink, dead_letters, late])
+        return _TaskRun(task, source, [sink, dead_letters, late], self.metrics)
 
     async def _drive(self, run: _TaskRun) -> None:
         """Fetch and process batches; publish, flush, checkpoint and yield at most every `YIELD_EVERY_S`.
@@ -239,24 +265,26 @@ class Runner:
             item = await source.fetch(max_records)
             if item is Control.END_OF_INPUT:
                 task.finish()
-                self.online.publish()
+                self._publish()
                 await run.checkpoint()
                 if all(r.task.ended for r in self._runs):
                     self.stop("end_of_input")
                 return
             if item is Control.CHECKPOINT:
-                self.online.publish()
+                self._publish()
                 await run.checkpoint()
                 next_checkpoint = time.monotonic() + interval_s
                 continue
             if item is Control.CRASH:
                 raise SimulatedCrash(task.pipeline.name)
             if item is not None:
-                task.process_batch(item, self.clock.now_ms())
+                run.process(item, self.clock.now_ms())
                 idle_wait = IDLE_WAIT_MIN_S
+            else:
+                run.caught_up = True
             now = time.monotonic()
             if item is None or now >= next_yield:
-                self.online.publish()  # what was applied so far becomes readable
+                self._publish()  # what was applied so far becomes readable
                 if now >= next_checkpoint:
                     await run.checkpoint()
                     next_checkpoint = time.monotonic() + interval_s
@@ -268,8 +296,25 @@ class Runner:
                 else:
                     await asyncio.sleep(0)
                 next_yield = time.monotonic() + YIELD_EVERY_S
-        self.online.publish()
+        self._publish()
         await run.checkpoint()
+
+    def _publish(self) -> None:
+        """Make everything applied readable, and measure how fresh it is."""
+        published = self.online.publish()
+        for run in self._runs:
+            if run.unpublished:
+                for view in self.online.views.values():
+                    if view.store.stream is run.task.stream:
+                        self.metrics.observe_freshness(
+                            view.name, view.store.reader.feature_names, run.unpublished, published
+                        )
+                run.unpublished = []
+
+    @property
+    def ready(self) -> bool:
+        """Every stream has caught up with its source at least once since the start."""
+        return bool(self._runs) and all(run.caught_up for run in self._runs)
 
     async def _report(self) -> None:
         assert self.progress is not None

@@ -52,6 +52,7 @@ class TaskCounters:
     """What happened to every input record; `accounted` must always equal `records_in`."""
 
     records_in: int = 0
+    records_in_by_partition: dict[int, int] = field(default_factory=dict)
     accepted: int = 0
     filtered: int = 0
     late: int = 0
@@ -61,6 +62,8 @@ class TaskCounters:
     checkpoints: int = 0
     last_checkpoint_ms: float = 0.0
     last_checkpoint_bytes: int = 0
+    backpressure_s: float = 0.0
+    """Time spent waiting for sinks to flush and checkpoints to commit."""
 
     @property
     def dead_letter_total(self) -> int:
@@ -267,6 +270,8 @@ class Task:
         counters = self.counters
         n = len(batch.values)
         counters.records_in += n
+        by_partition = counters.records_in_by_partition
+        by_partition[p] = by_partition.get(p, 0) + n
         if tracker.on_arrival(p, at):
             self._fire()
         if self._ts_field is None:
