@@ -83,11 +83,12 @@ class App:
         fallback: Any,
         timeout_ms: float = 50.0,
         missing: float = 0.0,
+        isolate: bool = False,
     ) -> Model:
         """Register a model that reads `features` of feature view `view` (see `streamcore.models`)."""
         if name in self.models:
             raise ConfigError("model", f"two models named {name!r}")
-        registered = Model(name, model, view, features, fallback, timeout_ms, missing)
+        registered = Model(name, model, view, features, fallback, timeout_ms, missing, isolate)
         self.models[name] = registered
         return registered
 

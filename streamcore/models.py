@@ -10,9 +10,11 @@ A model is any callable ``model(features: dict) -> score``, or an object with
 
 A model that raises, returns something that is not JSON data, or takes longer than
 `timeout_ms` is given its `fallback` score instead, and the reason is counted; it never
-stops the stream. In the stream the time limit is checked after the call returns (a
-call on the event loop cannot be interrupted); on request the call runs in a thread and
-the request gets the fallback as soon as the limit passes.
+stops the stream. Models are called on the worker's event loop (the fastest way), and
+the time limit is checked when the call returns: a call cannot be interrupted there.
+With ``isolate=True`` a request's call runs in a thread instead, and the request gets
+the fallback as soon as the limit passes, even if the model hangs (at the cost of a
+thread hop per request).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Model:
     fallback: Any
     timeout_ms: float = 50.0
     missing: float = 0.0
+    isolate: bool = False
     stats: ModelStats = field(default_factory=ModelStats)
     on_score: Callable[[Score, str], None] | None = None
     """Called with every score and its path (``"stream"`` or ``"request"``), e.g. by metrics."""
@@ -120,6 +123,12 @@ class Model:
 
     def score(self, inputs: dict[str, Any]) -> Score:
         """Score in the calling thread (the stream); the time limit is checked afterwards."""
+        result = self._score(inputs)
+        if self.on_score is not None:
+            self.on_score(result, "stream")
+        return result
+
+    def _score(self, inputs: dict[str, Any]) -> Score:
         started = time.perf_counter()
         try:
             value = self._checked(self._invoke(inputs))
@@ -131,12 +140,15 @@ class Model:
             value, reason = self.fallback, "timeout"
         result = Score(value, reason is not None, reason, latency)
         self.stats.record(result)
-        if self.on_score is not None:
-            self.on_score(result, "stream")
         return result
 
-    async def score_async(self, inputs: dict[str, Any]) -> Score:
-        """Score for a request: in a thread, answering with the fallback once the time limit passes."""
+    async def score_request(self, inputs: dict[str, Any]) -> Score:
+        """Score for a request: on the loop, or (``isolate``) in a thread with a hard time limit."""
+        if not self.isolate:
+            result = self._score(inputs)
+            if self.on_score is not None:
+                self.on_score(result, "request")
+            return result
         started = time.perf_counter()
         try:
             value = await asyncio.wait_for(asyncio.to_thread(self._invoke, inputs), self.timeout_ms / 1000)

@@ -28,11 +28,13 @@ from .app import App
 from .clock import Clock, SystemClock
 from .embedded import EmbeddedBroker
 from .errors import ConfigError
+from .gc_pacer import GcPacer
 from .log import EmbeddedLog
 from .metrics import Metrics
 from .nodes import CallbackSink
 from .online import OnlineState
 from .records import RecordBatch
+from .serving import Server
 from .settings import RunSettings
 from .state import TaskStore
 from .stream import FunctionSink, Pipeline
@@ -41,6 +43,9 @@ from .transport import Broker, Control, Sink, Source
 
 YIELD_EVERY_S = 0.005
 """Longest stretch of back-to-back batch processing before the loop flushes and yields."""
+MIN_BATCH_RECORDS = 16
+FIRST_BATCH_RECORDS = 64
+"""Batches shrink (down to this) when records are expensive, so one batch fits YIELD_EVERY_S."""
 IDLE_WAIT_MIN_S = 0.0005
 IDLE_WAIT_MAX_S = 0.01
 """With no records, wait for an in-process append or poll, backing off up to this."""
@@ -96,12 +101,15 @@ class _TaskRun:
         self._batch_seconds = metrics.batch.labels(task.pipeline.name)
         self._checkpoint_seconds = metrics.checkpoint.labels(task.pipeline.name)
 
-    def process(self, batch: RecordBatch, at: int) -> None:
+    def process(self, batch: RecordBatch, at: int) -> float:
+        """Process a batch; return the seconds it took."""
         started = time.perf_counter()
         self.task.process_batch(batch, at)
-        self._batch_seconds.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._batch_seconds.observe(seconds)
         if self.task.tracks_arrivals:
             self.unpublished.append(batch)
+        return seconds
 
     async def flush(self) -> None:
         started = time.perf_counter()
@@ -147,6 +155,8 @@ class Runner:
         self.online = OnlineState()
         """The app's feature views; the HTTP server and agent tools read it."""
         self.metrics = Metrics(self, registry)
+        self._gc = GcPacer()
+        self.server: Server | None = None
         self.metrics.watch_models(list(app.models.values()))
         self._stop = asyncio.Event()
         self._started = 0.0
@@ -184,9 +194,13 @@ class Runner:
         for spec in self.app.topics:
             broker.ensure_topic(spec)
         crashed = False
+        self._gc.start()
         try:
             for pipeline in self.app.pipelines:
                 self._runs.append(await self._open(pipeline, broker))
+            if self.settings.http:
+                self.server = Server(self, *self.settings.http_address)
+                await self.server.start()
             for model in self.app.models.values():
                 if model.view not in self.online.views:
                     raise ConfigError(
@@ -203,6 +217,9 @@ class Runner:
         except* SimulatedCrash:
             crashed = True
         finally:
+            self._gc.stop()
+            if self.server is not None:
+                await self.server.stop()
             for r in self._runs:
                 await r.source.close()
                 r.task.store.close()  # writes nothing: a crash leaves the last checkpoint
@@ -249,7 +266,8 @@ class Runner:
     async def _drive(self, run: _TaskRun) -> None:
         """Fetch and process batches; publish, flush, checkpoint and yield at most every `YIELD_EVERY_S`.
 
-        Batches are processed back to back for up to `YIELD_EVERY_S` of wall time. Then,
+        Batches are sized from the measured cost per record so that one takes at most
+        `YIELD_EVERY_S`, and processed back to back for up to `YIELD_EVERY_S`. Then,
         and whenever the source has nothing, what was applied is published (readable, with
         its freshness measured), the sinks are flushed, a due checkpoint is taken, and the
         loop yields so that other tasks and HTTP requests get their turn. Nothing awaits
@@ -261,8 +279,10 @@ class Runner:
         next_checkpoint = time.monotonic() + interval_s
         next_yield = time.monotonic() + YIELD_EVERY_S
         idle_wait = IDLE_WAIT_MIN_S
+        limit = min(max_records, FIRST_BATCH_RECORDS)  # then sized so one batch takes at most YIELD_EVERY_S
+        seconds_per_record = 0.0
         while not self._stop.is_set():
-            item = await source.fetch(max_records)
+            item = await source.fetch(limit)
             if item is Control.END_OF_INPUT:
                 task.finish()
                 self._publish()
@@ -278,7 +298,12 @@ class Runner:
             if item is Control.CRASH:
                 raise SimulatedCrash(task.pipeline.name)
             if item is not None:
-                run.process(item, self.clock.now_ms())
+                seconds = run.process(item, self.clock.now_ms())
+                per_record = seconds / max(1, len(item))
+                seconds_per_record = (
+                    per_record if not seconds_per_record else (0.8 * seconds_per_record + 0.2 * per_record)
+                )
+                limit = max(MIN_BATCH_RECORDS, min(max_records, int(YIELD_EVERY_S / max(seconds_per_record, 1e-9))))
                 idle_wait = IDLE_WAIT_MIN_S
             else:
                 run.caught_up = True
@@ -302,6 +327,7 @@ class Runner:
     def _publish(self) -> None:
         """Make everything applied readable, and measure how fresh it is."""
         published = self.online.publish()
+        self._gc.tick()
         for run in self._runs:
             if run.unpublished:
                 for view in self.online.views.values():

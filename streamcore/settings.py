@@ -23,6 +23,7 @@ class RunSettings:
     max_batch_records: records per batch; bounds how long the loop is busy between yields.
     until_end: stop once every source partition is exhausted (fires all windows).
     fsync: ``never`` (acknowledged writes survive kill -9) or ``always`` (and power loss).
+    http: ``host:port`` to serve features, scores, snapshots, health and metrics on ("" = off).
     """
 
     state_dir: Path = Path(".streamcore/state")
@@ -31,6 +32,7 @@ class RunSettings:
     max_batch_records: int = 2_000
     until_end: bool = False
     fsync: str = "never"
+    http: str = ""
 
     def __post_init__(self) -> None:
         if self.max_batch_records < 1:
@@ -39,8 +41,17 @@ class RunSettings:
             raise ConfigError("checkpoint_interval_ms", f"must be > 0, got {self.checkpoint_interval_ms}")
         if self.fsync not in ("never", "always"):
             raise ConfigError("fsync", f"must be 'never' or 'always', got {self.fsync!r}")
+        if self.http:
+            self.http_address  # noqa: B018 - validate
         if not (self.broker.startswith("embedded:") or self.broker.startswith("kafka://")):
             raise ConfigError("broker", f"expected embedded:<dir> or kafka://host:port, got {self.broker!r}")
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        host, _, port = self.http.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ConfigError("http", f"expected host:port, got {self.http!r}")
+        return host, int(port)
 
     @property
     def embedded_log_dir(self) -> Path:

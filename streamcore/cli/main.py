@@ -37,6 +37,7 @@ def run_command(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         until_end=args.until_end or None,
         checkpoint_interval_ms=args.checkpoint_interval_ms,
+        http=args.http,
     )
     progress = None if args.quiet else ProgressPrinter(sys.stderr)
     status = asyncio.run(Runner(app, settings, progress=progress, progress_interval_s=args.progress_every).run())
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", type=Path, help="RocksDB state (default: $STREAMCORE_STATE_DIR)")
     run.add_argument("--broker", help="embedded:<dir> (default) or kafka://host:port")
     run.add_argument("--checkpoint-interval-ms", type=int, help="milliseconds between checkpoints")
+    run.add_argument("--http", metavar="HOST:PORT", help="serve features, scores, health and metrics here")
     run.add_argument("--progress-every", type=float, default=2.0, help="seconds between progress lines")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=run_command)

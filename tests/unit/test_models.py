@@ -108,11 +108,11 @@ def test_a_failing_model_takes_its_fallback_and_the_stream_goes_on(model: Any, r
 
 
 def test_on_request_a_slow_model_answers_with_the_fallback_in_time() -> None:
-    model = Model("m", lambda f: time.sleep(0.5) or 1.0, "card", ["n"], fallback=0.0, timeout_ms=20)
+    model = Model("m", lambda f: time.sleep(0.5) or 1.0, "card", ["n"], fallback=0.0, timeout_ms=20, isolate=True)
 
     async def request() -> tuple[Any, float]:
         started = time.perf_counter()
-        score = await model.score_async({"n": 1})
+        score = await model.score_request({"n": 1})
         return score, time.perf_counter() - started
 
     score, seconds = asyncio.run(request())  # (the abandoned call finishes in its thread afterwards)

@@ -1,0 +1,169 @@
+"""The HTTP front on the worker's loop: features, scores, snapshots, health, metrics, and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from helpers import settings
+
+from operators import Count, FeatureView, Latest, Rolling, Sum
+from streamcore import App, EventTime, Runner
+from streamcore.log import EmbeddedLog, TopicConfig
+
+VIEW = FeatureView(
+    "card",
+    entity="card",
+    features={
+        "n": Rolling(Count(), over="1h", pane="1m"),
+        "spend": Rolling(Sum("amount"), over="1h", pane="1m"),
+        "last": Latest("amount"),
+    },
+)
+
+
+def serving_app() -> App:
+    app = App("serve")
+    app.model("risk", lambda f: f["n"] + f["spend"] / 1000, view="card", features=["n", "spend"], fallback=0.0)
+    app.stream(app.topic("tx"), event_time=EventTime("ts")).key_by("card").features(VIEW).score("risk").discard()
+    return app
+
+
+def append(tmp_path: Path, events: list[dict[str, Any]]) -> None:
+    log = EmbeddedLog(tmp_path / "log")
+    log.create_topic(TopicConfig("tx", 1))
+    log.producer("tx").send_many([orjson.dumps(e) for e in events], [0] * len(events))
+    log.close()
+
+
+async def serving(tmp_path: Path, body: Callable[[Runner, aiohttp.ClientSession, str], Awaitable[None]]) -> None:
+    runner = Runner(serving_app(), settings(tmp_path, until_end=False, http="127.0.0.1:0"), handle_signals=False)
+    running = asyncio.create_task(runner.run())
+    try:
+        while runner.server is None or not runner.ready:  # noqa: ASYNC110 - polls from outside
+            await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as session:
+            await body(runner, session, f"http://127.0.0.1:{runner.server.port}")
+    finally:
+        runner.stop()
+        await running
+
+
+async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
+    async with session.get(url) as response:
+        text = await response.text()
+        return response.status, orjson.loads(text) if response.content_type == "application/json" else text
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+    data = raw if raw is not None else (orjson.dumps(body) if body is not None else b"")
+    async with session.post(url, data=data) as response:
+        return response.status, orjson.loads(await response.read()) if response.status != 204 else None
+
+
+def test_features_scores_snapshots_health_and_metrics(tmp_path: Path) -> None:
+    append(tmp_path, [{"card": "a", "amount": 100, "ts": 1}, {"card": "a", "amount": 50, "ts": 2}])
+
+    async def check(runner: Runner, session: aiohttp.ClientSession, base: str) -> None:
+        status, doc = await get(session, f"{base}/features/a")
+        assert status == 200
+        card = doc["views"][0]
+        assert card["found"] and card["features"]["n"]["value"] == 2 and card["features"]["last"]["value"] == 50
+        assert card["position"] == {"stream": "tx", "partitions": {"0": 2}}
+        assert card["features"]["spend"]["freshness_ms"] is not None
+
+        status, doc = await post(session, f"{base}/score/risk", {"entity": "a"})
+        assert (status, doc["score"], doc["fallback"]) == (200, 2.15, None)
+        status, doc = await post(session, f"{base}/score/risk", {"entity": "a", "overrides": {"n": 10}})
+        assert doc["score"] == 10.15 and doc["features"] == {"n": 10, "spend": 150}
+
+        status, snap = await post(session, f"{base}/snapshots", {"ttl_ms": 60_000})
+        assert status == 201 and snap["positions"] == {"tx": {"0": 2}}
+        log = EmbeddedLog(tmp_path / "log")
+        log.producer("tx").send(orjson.dumps({"card": "a", "amount": 1, "ts": 3}), 0)
+        while runner.status().records_in < 3:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)
+        _, now = await get(session, f"{base}/features/a")
+        _, then = await get(session, f"{base}/features/a?snapshot={snap['id']}")
+        assert now["views"][0]["features"]["n"]["value"] == 3
+        assert then["views"][0]["features"]["n"]["value"] == 2 and then["views"][0]["snapshot"] == snap["id"]
+        _, scored = await post(session, f"{base}/score/risk", {"entity": "a", "snapshot": snap["id"]})
+        assert scored["score"] == 2.15
+        assert (await get(session, f"{base}/snapshots/{snap['id']}"))[0] == 200
+        async with session.delete(f"{base}/snapshots/{snap['id']}") as response:
+            assert response.status == 204
+        status, doc = await get(session, f"{base}/features/a?snapshot={snap['id']}")
+        assert status == 410 and "expired" in doc["error"]
+
+        status, doc = await get(session, f"{base}/views")
+        assert doc["views"]["card"]["features"] == ["n", "spend", "last"] and doc["models"]["risk"]["view"] == "card"
+        status, doc = await get(session, f"{base}/health")
+        assert (status, doc) == (200, {"live": True, "ready": True})
+        status, text = await get(session, f"{base}/metrics")
+        for name in (
+            'streamcore_records_in_total{partition="0",stream="tx"} 3.0',
+            "streamcore_feature_freshness_seconds_bucket",
+            "streamcore_model_score_seconds_count",
+            'streamcore_model_scores_total{model="risk"}',
+            "streamcore_watermark_lag_seconds",
+        ):
+            assert name in text, name
+        log.close()
+
+    asyncio.run(serving(tmp_path, check))
+
+
+def test_bad_requests_get_clear_json_errors(tmp_path: Path) -> None:
+    append(tmp_path, [{"card": "a", "amount": 1, "ts": 1}])
+
+    async def check(runner: Runner, session: aiohttp.ClientSession, base: str) -> None:
+        cases = [
+            (post(session, f"{base}/score/nope", {"entity": "a"}), 404, "no model 'nope'"),
+            (post(session, f"{base}/score/risk", raw=b"{nope"), 400, "not JSON"),
+            (post(session, f"{base}/score/risk", [1, 2]), 400, "must be a JSON object"),
+            (post(session, f"{base}/score/risk", {}), 400, "give the entity"),
+            (post(session, f"{base}/score/risk", {"entity": "a", "overrides": {"zzz": 1}}), 400, "'zzz'"),
+            (post(session, f"{base}/score/risk", {"entity": "a", "overrides": [1]}), 400, "overrides must be"),
+            (post(session, f"{base}/score/risk", {"entity": "a", "snapshot": "gone"}), 410, "expired"),
+            (get(session, f"{base}/features/a?view=nope"), 404, "no feature view 'nope'"),
+            (get(session, f"{base}/features/a?snapshot=gone"), 410, "expired"),
+            (post(session, f"{base}/snapshots", {"ttl_ms": -5}), 400, "ttl_ms"),
+            (get(session, f"{base}/snapshots/gone"), 410, "expired"),
+        ]
+        for request, status, message in cases:
+            got_status, doc = await request
+            assert got_status == status, (message, doc)
+            assert message in doc["error"] and doc["status"] == status
+        status, doc = await get(session, f"{base}/features/nobody")
+        assert status == 200 and not doc["views"][0]["found"] and doc["views"][0]["features"]["n"]["value"] == 0
+
+    asyncio.run(serving(tmp_path, check))
+
+
+def test_requests_are_answered_while_ingest_runs(tmp_path: Path) -> None:
+    append(tmp_path, [{"card": "warm", "amount": 1, "ts": 0}])
+
+    async def check(runner: Runner, session: aiohttp.ClientSession, base: str) -> None:
+        log = EmbeddedLog(tmp_path / "log")
+        events = [orjson.dumps({"card": f"c{i % 500}", "amount": 1, "ts": i}) for i in range(150_000)]
+        log.producer("tx").send_many(events, [0] * len(events))
+        before = runner.status().records_in
+        latencies = []
+        for i in range(100):
+            started = time.perf_counter()
+            status, _ = await post(session, f"{base}/score/risk", {"entity": f"c{i}"})
+            latencies.append(time.perf_counter() - started)
+            assert status == 200
+        during = runner.status().records_in
+        assert during > before  # ingest went on between the requests: they did not wait for it to end
+        assert during < before + len(events) or max(latencies) < 0.25
+        assert sorted(latencies)[98] < 0.25
+        log.close()
+
+    asyncio.run(serving(tmp_path, check))
