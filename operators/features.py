@@ -9,7 +9,7 @@
     app.stream(transactions, event_time=...).key_by("card").features(card).to(decisions)
 
 * `Rolling(aggregation, over)`: the aggregation over the events of the entity in the
-  last `over` of event time, kept in panes of `pane` (default ``over / 60``). A read at
+  last `over` of event time, kept in panes of `pane` (default ``over / 12``). A read at
   event time T (the newest event time the view has applied) combines the panes that
   overlap ``(T - over, T]``, so every event processed so far is reflected, and the
   window's old edge is exact to one pane.
@@ -39,7 +39,11 @@ MAX_PANES = 3_600
 
 @dataclass(frozen=True, slots=True)
 class Rolling:
-    """An aggregation over the last `over` of event time, kept in panes of `pane`."""
+    """An aggregation over the last `over` of event time, kept in panes of `pane`.
+
+    More panes make the window's old edge more exact and the entity's state larger (it is
+    checkpointed whenever the entity changes): about a dozen is a good default.
+    """
 
     aggregation: Any
     over: Duration
@@ -47,7 +51,7 @@ class Rolling:
 
     def window_ms(self, setting: str) -> tuple[int, int]:
         over = to_ms(self.over, f"{setting}.over", allow_zero=False)
-        pane = to_ms(self.pane, f"{setting}.pane", allow_zero=False) if self.pane is not None else max(1, over // 60)
+        pane = to_ms(self.pane, f"{setting}.pane", allow_zero=False) if self.pane is not None else max(1, over // 12)
         if over % pane:
             raise ConfigError(f"{setting}.pane", f"must divide over evenly ({over} ms is not a multiple of {pane} ms)")
         if over // pane > MAX_PANES:
@@ -183,9 +187,12 @@ class FeatureOperator:
     def reference(self) -> float:
         return self.now
 
-    def compute(self, state: Any, reference: Any) -> dict[str, Any]:
+    def compute(self, state: Any, reference: Any, names: Iterable[str] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        wanted = None if names is None else set(names)
         for i, plan in enumerate(self.plans):
+            if wanted is not None and plan.name not in wanted:
+                continue
             if isinstance(plan, _RollingPlan):
                 agg = plan.aggregation
                 acc = agg.create()

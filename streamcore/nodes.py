@@ -103,20 +103,24 @@ def admit(check: Callable[[int], None], nxt: Emit) -> Emit:
     return admit_node
 
 
-def score(model: Model, online: OnlineState, into: str, nxt: Emit) -> Emit:
+def score(model: Model, online: OnlineState, into: str, features_into: str | None, nxt: Emit) -> Emit:
     """Score the event's entity from its current features; the event gets the score in `into`."""
     store: EntityStore | None = None
     fallback_field = f"{into}_fallback"
+    needed = frozenset(model.features)
 
     def score_node(key: Any, value: Any, ts: int) -> Any:
         nonlocal store
         if store is None:
             store = online.views[model.view].store
         record = store.record_as_of(key, None)
-        features = store.reader.compute(None if record is None else record[0], store.reader.reference())
-        result = model.score(model.inputs(features))
+        features = store.reader.compute(None if record is None else record[0], store.reader.reference(), needed)
+        inputs = model.inputs(features)
+        result = model.score(inputs)
         out = value if type(value) is dict else {"event": value}
         out[into] = result.value
+        if features_into is not None:
+            out[features_into] = inputs
         if result.fallback:
             out[fallback_field] = result.reason
         return nxt(key, out, ts)

@@ -102,8 +102,11 @@ class FeatureReader(Protocol):
 
     feature_names: tuple[str, ...]
 
-    def compute(self, state: Any, reference: Any) -> dict[str, Any]:
-        """The features from an entity's state; `reference` is what `reference()` returned."""
+    def compute(self, state: Any, reference: Any, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The features (all, or just `names`) from an entity's state.
+
+        `reference` is what `reference()` returned.
+        """
         ...
 
     def reference(self) -> Any:

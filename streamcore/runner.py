@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from .serving import Server
 from .settings import RunSettings
 from .state import TaskStore
 from .stream import FunctionSink, Pipeline
-from .task import Task, TaskCounters
+from .task import Task, TaskCheckpoint, TaskCounters
 from .transport import Broker, Control, Sink, Source
 
 YIELD_EVERY_S = 0.005
@@ -46,9 +47,16 @@ YIELD_EVERY_S = 0.005
 MIN_BATCH_RECORDS = 16
 FIRST_BATCH_RECORDS = 64
 """Batches shrink (down to this) when records are expensive, so one batch fits YIELD_EVERY_S."""
+CHECKPOINT_STEP_S = 0.002
+"""How long one checkpoint step may encode state before the stream goes on."""
 IDLE_WAIT_MIN_S = 0.0005
 IDLE_WAIT_MAX_S = 0.01
 """With no records, wait for an in-process append or poll, backing off up to this."""
+
+
+log = logging.getLogger("streamcore.runner")
+
+PublishListener = Callable[[float, list[str], list[RecordBatch]], None]
 
 
 class SimulatedCrash(Exception):
@@ -97,6 +105,9 @@ class _TaskRun:
         self.caught_up = False
         """The source had nothing left at least once: the task has caught up (readiness)."""
         self.unpublished: list[RecordBatch] = []
+        self.checkpointing: TaskCheckpoint | None = None
+        """The checkpoint being taken in steps, if any."""
+        self._checkpoint_started = 0.0
         """Batches applied since the last publish, for the freshness metric (feature streams only)."""
         self._batch_seconds = metrics.batch.labels(task.pipeline.name)
         self._checkpoint_seconds = metrics.checkpoint.labels(task.pipeline.name)
@@ -118,13 +129,32 @@ class _TaskRun:
         self.task.counters.backpressure_s += time.perf_counter() - started
 
     async def checkpoint(self) -> None:
-        started = time.perf_counter()
+        """A whole checkpoint now (at the end, on stop, or when a script asks)."""
+        await self.start_checkpoint()
+        await self.finish_checkpoint()
+
+    async def start_checkpoint(self) -> None:
+        """Flush the outputs (they must be durable before the positions are), then take the cut."""
         await self.flush()
-        self.task.commit_checkpoint()
-        await self.source.commit(self.task.positions)
-        seconds = time.perf_counter() - started
-        self._checkpoint_seconds.observe(seconds)
-        self.task.counters.backpressure_s += seconds
+        self._checkpoint_started = time.perf_counter()
+        self.checkpointing = self.task.start_checkpoint()
+
+    async def step_checkpoint(self, budget_s: float) -> None:
+        """Advance the checkpoint by one bounded step; commit it when it is complete."""
+        checkpoint = self.checkpointing
+        if checkpoint is None:
+            return
+        started = time.perf_counter()
+        if checkpoint.step(budget_s):
+            checkpoint.commit()
+            self.checkpointing = None
+            await self.source.commit(checkpoint.positions)
+            self._checkpoint_seconds.observe(time.perf_counter() - self._checkpoint_started)
+        self.task.counters.backpressure_s += time.perf_counter() - started
+
+    async def finish_checkpoint(self) -> None:
+        while self.checkpointing is not None:
+            await self.step_checkpoint(1.0)
 
 
 class Runner:
@@ -155,6 +185,7 @@ class Runner:
         self.online = OnlineState()
         """The app's feature views; the HTTP server and agent tools read it."""
         self.metrics = Metrics(self, registry)
+        self._publish_listeners: list[PublishListener] = [self._observe_freshness]
         self._gc = GcPacer()
         self.server: Server | None = None
         self.metrics.watch_models(list(app.models.values()))
@@ -199,8 +230,9 @@ class Runner:
             for pipeline in self.app.pipelines:
                 self._runs.append(await self._open(pipeline, broker))
             if self.settings.http:
-                self.server = Server(self, *self.settings.http_address)
-                await self.server.start()
+                server = Server(self, *self.settings.http_address)
+                await server.start()
+                self.server = server  # set once it listens, so its port is the real one
             for model in self.app.models.values():
                 if model.view not in self.online.views:
                     raise ConfigError(
@@ -241,7 +273,9 @@ class Runner:
             sink = broker.sink(pipeline.sink.topic)
         dead_letters = broker.sink(self.app.dead_letter_topic.name)
         late = broker.sink(self.app.late_topic.name)
-        store = TaskStore(Path(self.settings.state_dir) / self.app.name / pipeline.name)
+        store = TaskStore(
+            Path(self.settings.state_dir) / self.app.name / pipeline.name, sync=self.settings.fsync == "always"
+        )
         task = Task(
             pipeline,
             app_name=self.app.name,
@@ -269,9 +303,11 @@ class Runner:
         Batches are sized from the measured cost per record so that one takes at most
         `YIELD_EVERY_S`, and processed back to back for up to `YIELD_EVERY_S`. Then,
         and whenever the source has nothing, what was applied is published (readable, with
-        its freshness measured), the sinks are flushed, a due checkpoint is taken, and the
-        loop yields so that other tasks and HTTP requests get their turn. Nothing awaits
-        before that publish, so a read never sees state that was not published.
+        its freshness measured), the sinks are flushed, a checkpoint is started or advanced
+        by one bounded step, and the loop yields so that other tasks and HTTP requests get
+        their turn. Nothing awaits before that publish, so a read never sees state that was
+        not published. Checkpoints are taken in steps between batches (see `TaskCheckpoint`),
+        so a large one does not stop the stream.
         """
         task, source = run.task, run.source
         interval_s = self.settings.checkpoint_interval_ms / 1000
@@ -284,6 +320,7 @@ class Runner:
         while not self._stop.is_set():
             item = await source.fetch(limit)
             if item is Control.END_OF_INPUT:
+                await run.finish_checkpoint()
                 task.finish()
                 self._publish()
                 await run.checkpoint()
@@ -292,6 +329,7 @@ class Runner:
                 return
             if item is Control.CHECKPOINT:
                 self._publish()
+                await run.finish_checkpoint()
                 await run.checkpoint()
                 next_checkpoint = time.monotonic() + interval_s
                 continue
@@ -301,7 +339,7 @@ class Runner:
                 seconds = run.process(item, self.clock.now_ms())
                 per_record = seconds / max(1, len(item))
                 seconds_per_record = (
-                    per_record if not seconds_per_record else (0.8 * seconds_per_record + 0.2 * per_record)
+                    per_record if not seconds_per_record else 0.8 * seconds_per_record + 0.2 * per_record
                 )
                 limit = max(MIN_BATCH_RECORDS, min(max_records, int(YIELD_EVERY_S / max(seconds_per_record, 1e-9))))
                 idle_wait = IDLE_WAIT_MIN_S
@@ -310,11 +348,13 @@ class Runner:
             now = time.monotonic()
             if item is None or now >= next_yield:
                 self._publish()  # what was applied so far becomes readable
-                if now >= next_checkpoint:
-                    await run.checkpoint()
-                    next_checkpoint = time.monotonic() + interval_s
-                else:
+                if run.checkpointing is None and now >= next_checkpoint:
+                    await run.start_checkpoint()
+                    next_checkpoint = now + interval_s
+                elif run.checkpointing is None:
                     await run.flush()
+                if run.checkpointing is not None:
+                    await run.step_checkpoint(CHECKPOINT_STEP_S)
                 if item is None:
                     await source.wait(idle_wait)
                     idle_wait = min(idle_wait * 2, IDLE_WAIT_MAX_S)
@@ -322,20 +362,35 @@ class Runner:
                     await asyncio.sleep(0)
                 next_yield = time.monotonic() + YIELD_EVERY_S
         self._publish()
+        await run.finish_checkpoint()
         await run.checkpoint()
 
+    def on_publish(self, listener: PublishListener) -> None:
+        """Call ``listener(published_ms, view_names, batches)`` each time applied events become readable.
+
+        `batches` are the batches applied since the last publish by a stream that keeps
+        feature views (`view_names`); the metrics measure freshness this way.
+        """
+        self._publish_listeners.append(listener)
+
     def _publish(self) -> None:
-        """Make everything applied readable, and measure how fresh it is."""
+        """Make everything applied readable, and tell the listeners (freshness)."""
         published = self.online.publish()
         self._gc.tick()
         for run in self._runs:
             if run.unpublished:
-                for view in self.online.views.values():
-                    if view.store.stream is run.task.stream:
-                        self.metrics.observe_freshness(
-                            view.name, view.store.reader.feature_names, run.unpublished, published
-                        )
+                views = [v.name for v in self.online.views.values() if v.store.stream is run.task.stream]
+                for listener in self._publish_listeners:
+                    try:
+                        listener(published, views, run.unpublished)
+                    except Exception:
+                        log.exception("publish listener %r failed; the stream goes on", listener)
                 run.unpublished = []
+
+    def _observe_freshness(self, published: float, views: list[str], batches: list[RecordBatch]) -> None:
+        for view in views:
+            names = self.online.views[view].store.reader.feature_names
+            self.metrics.observe_freshness(view, names, batches, published)
 
     @property
     def ready(self) -> bool:

@@ -22,7 +22,8 @@ class RunSettings:
     checkpoint_interval_ms: processing time between checkpoints.
     max_batch_records: records per batch; bounds how long the loop is busy between yields.
     until_end: stop once every source partition is exhausted (fires all windows).
-    fsync: ``never`` (acknowledged writes survive kill -9) or ``always`` (and power loss).
+    fsync: ``never``: log appends and checkpoints survive kill -9 (they are in the OS page
+        cache); ``always``: they are synced to disk as well, and survive power loss.
     http: ``host:port`` to serve features, scores, snapshots, health and metrics on ("" = off).
     """
 

@@ -48,6 +48,27 @@ class _BatchWriter:
         self._batch.delete(self._prefix + key)
 
 
+class StoreBatch:
+    """The deltas of one checkpoint, committed with its record in one atomic RocksDB write."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self._store = store
+        self._batch = WriteBatch(raw_mode=True)
+        self._writers: list[_BatchWriter] = []
+
+    def writer(self, namespace: str) -> _BatchWriter:
+        writer = _BatchWriter(self._batch, _namespace_prefix(namespace))
+        self._writers.append(writer)
+        return writer
+
+    def commit(self, meta: dict[str, Any]) -> int:
+        """Write it all (synced); return the bytes of state written."""
+        record = orjson.dumps(meta)
+        self._batch.put(_META_KEY, record)
+        self._store._write(self._batch)
+        return sum(w.bytes for w in self._writers) + len(record)
+
+
 class TaskStore:
     """The RocksDB database of one task."""
 
@@ -90,24 +111,25 @@ class TaskStore:
             found.add(key[2 : key.index(b"\x00", 2)].decode())
         return found
 
+    def batch(self) -> StoreBatch:
+        """A write batch for one checkpoint: operator deltas, then the checkpoint record."""
+        return StoreBatch(self)
+
     def commit(self, writers: Mapping[str, Callable[[StateWriter], None]], meta: dict[str, Any]) -> int:
         """Write every operator's delta and the checkpoint record in one atomic batch.
 
         Returns the number of bytes of state written.
         """
-        batch = WriteBatch(raw_mode=True)
-        written = 0
+        batch = self.batch()
         for namespace, write in writers.items():
-            writer = _BatchWriter(batch, _namespace_prefix(namespace))
-            write(writer)
-            written += writer.bytes
-        record = orjson.dumps(meta)
-        batch.put(_META_KEY, record)
+            write(batch.writer(namespace))
+        return batch.commit(meta)
+
+    def _write(self, batch: WriteBatch) -> None:
         try:
             self._db.write(batch, self._write_options)
         except Exception as exc:
             raise StateError(f"checkpoint write to {self.path} failed: {exc}") from exc
-        return written + len(record)
 
     def close(self) -> None:
         """Release the database. Writes nothing: what is not checkpointed is not on disk."""

@@ -51,6 +51,7 @@ class ScoreStep:
 
     model: str
     into: str
+    features_into: str | None = None
 
 
 Step = MapStep | FilterStep | KeyByStep | OperatorStep | ScoreStep
@@ -153,17 +154,18 @@ class Stream:
         """Keep a feature view (`operators.FeatureView`) current; events pass on unchanged."""
         return self.process(view)
 
-    def score(self, model: str, *, into: str = "score") -> Stream:
+    def score(self, model: str, *, into: str = "score", features_into: str | None = None) -> Stream:
         """Score each event's entity with `app.model(model, ...)`, from the features just applied.
 
         The score is added to the event as field `into` (and ``<into>_fallback`` holds the
-        reason when the model's fallback was used).
+        reason when the model's fallback was used); with `features_into`, the model's
+        inputs are added too, so later steps can combine rules with the score.
         """
         if model not in self._app.models:
             raise ConfigError("score", f"no model {model!r}; register it with app.model({model!r}, ...)")
         if not into or not isinstance(into, str):
             raise ConfigError("score.into", "name the field the score goes into")
-        return self._then(ScoreStep(model, into))
+        return self._then(ScoreStep(model, into, features_into))
 
     def discard(self) -> Pipeline:
         """End the stream without an output topic: its effect is its state (e.g. feature views)."""

@@ -38,7 +38,7 @@ from .nodes import CallbackSink, key_bytes
 from .online import EntityStore, FeatureReader, OnlineState
 from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
-from .state import TaskStore
+from .state import StoreBatch, TaskStore
 from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep
 from .transport import Sink
 
@@ -215,7 +215,7 @@ class Task:
             elif isinstance(step, KeyByStep):
                 emit = nodes.key_by(step.field, step.fn, emit)
             elif isinstance(step, ScoreStep):
-                emit = nodes.score(self.models[step.model], self.online, step.into, emit)
+                emit = nodes.score(self.models[step.model], self.online, step.into, step.features_into, emit)
             elif isinstance(step, OperatorStep):
                 spec = step.spec
                 admit = self._admit if index == first_operator and self._future_skew is not None else admit_any
@@ -515,7 +515,16 @@ class Task:
         every output of the records before them is durable (outputs are at-least-once,
         state is exactly-once).
         """
-        started = time.perf_counter()
+        checkpoint = self.start_checkpoint()
+        while not checkpoint.step(1.0):
+            pass
+        checkpoint.commit()
+
+    def start_checkpoint(self) -> TaskCheckpoint:
+        """Take the cut of a checkpoint now; encode and commit it in steps (`TaskCheckpoint`).
+
+        The same promise as `commit_checkpoint`: flush the sinks first.
+        """
         self.checkpoint_id += 1
         meta = {
             "format": CHECKPOINT_FORMAT,
@@ -528,12 +537,47 @@ class Task:
             "positions": {str(p): off for p, off in self.positions.items()},
             "watermark": self.tracker.snapshot(),
         }
-        writers = {name: op.checkpoint for name, op in self._operators}
-        writers.update({state.namespace: state.checkpoint for state in self.keyed_states})
-        written = self.store.commit(writers, meta)
-        self.counters.checkpoints += 1
-        self.counters.last_checkpoint_ms = (time.perf_counter() - started) * 1000
-        self.counters.last_checkpoint_bytes = written
+        batch = self.store.batch()
+        for name, operator in self._operators:
+            operator.checkpoint(batch.writer(name))
+        for state in self.keyed_states:
+            state.begin_checkpoint(batch.writer(state.namespace))
+        return TaskCheckpoint(self, batch, meta)
 
     def state_entries(self) -> int:
         return sum(op.state_entries() for _, op in self._operators)
+
+
+class TaskCheckpoint:
+    """A checkpoint being taken while the stream goes on.
+
+    The cut (positions, watermarks, operator deltas, which keyed entries changed) was
+    taken by `Task.start_checkpoint`; `step` encodes keyed entries for a bounded time,
+    and entries that change in between are encoded first (copy-on-write), so `commit`
+    writes exactly the state of the cut, in one atomic batch.
+    """
+
+    def __init__(self, task: Task, batch: StoreBatch, meta: dict[str, Any]) -> None:
+        self.task = task
+        self.batch = batch
+        self.meta = meta
+        self.positions = {int(p): off for p, off in meta["positions"].items()}
+        self.started = time.perf_counter()
+
+    def step(self, budget_s: float) -> bool:
+        """Encode entries for up to about `budget_s`; True once everything is encoded."""
+        deadline = time.perf_counter() + budget_s
+        for state in self.task.keyed_states:
+            while not state.encode_some(256):
+                if time.perf_counter() >= deadline:
+                    return False
+        return True
+
+    def commit(self) -> None:
+        written = self.batch.commit(self.meta)
+        for state in self.task.keyed_states:
+            state.end_checkpoint()
+        counters = self.task.counters
+        counters.checkpoints += 1
+        counters.last_checkpoint_ms = (time.perf_counter() - self.started) * 1000
+        counters.last_checkpoint_bytes = written

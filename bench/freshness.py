@@ -1,0 +1,277 @@
+"""Benchmark: feature freshness and HTTP score latency of the fraud app on the embedded log.
+
+    python bench/freshness.py [--seconds 10] [--rps 500] [--plot docs/freshness.svg]
+
+1. Maximum ingest rate: the fraud app (`apps/fraud`) over a pre-written log, to the end.
+2. At 50% and 90% of that rate: a producer *process* appends transactions to the log in
+   real time, each stamped with its send time in µs; the app runs live with its HTTP API.
+   Freshness of an event = from its send time to the moment the runner published the
+   state that includes it (readable by any request). Every 8th event is measured.
+3. During both runs, a load *process* sends ``POST /score/fraud`` at a fixed rate over
+   loopback, on a schedule (latency counted from the scheduled send time, so a stall
+   is not hidden by sending later), for a bounded time.
+
+The last line is JSON: {"max_eps", "freshness_p99_ms_at_50", "freshness_p99_ms_at_90",
+"score_p99_ms", ...}. Everything stops by itself; only 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from apps.fraud.app import app
+from apps.fraud.generate import TransactionGenerator
+from streamcore import Runner, RunSettings
+from streamcore.log import EmbeddedLog, TopicConfig
+from streamcore.records import RecordBatch
+
+PARTITIONS = 4
+TICK_S = 0.002
+CHECKPOINT_MS = 250  # small, frequent checkpoints: each write holds the loop for less (see README)
+
+
+def prepare(root: Path) -> None:
+    log = EmbeddedLog(root / "log")
+    for spec in app.topics:
+        log.create_topic(TopicConfig(spec.name, spec.partitions))
+    log.close()
+
+
+def stamped(generator: TransactionGenerator, now_ms: int, n: int, partition: int) -> list[bytes]:
+    out = []
+    for raw in generator.batch(now_ms, n, partition):
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            out.append(raw)  # the generator's deliberately broken records stay broken
+            continue
+        doc["sent_us"] = time.time_ns() // 1_000
+        out.append(orjson.dumps(doc))
+    return out
+
+
+def max_rate(root: Path, events: int) -> float:
+    prepare(root)
+    log = EmbeddedLog(root / "log")
+    producer = log.producer("transactions")
+    generator = TransactionGenerator(seed=1)
+    now = time.time_ns() // 1_000_000
+    written = 0
+    while written < events:
+        for p in range(PARTITIONS):
+            batch = generator.batch(now + written // 10, 50, p)
+            producer.send_many(batch, [now + written // 10] * len(batch), partition=p)
+            written += len(batch)
+    log.close()
+    settings = RunSettings(state_dir=root / "state", broker=f"embedded:{root / 'log'}", until_end=True)
+    started = time.perf_counter()
+    status = asyncio.run(Runner(app, settings, handle_signals=False).run())
+    return status.records_in / (time.perf_counter() - started)
+
+
+def produce(root: str, rate: float, seconds: float, ready: Any) -> None:
+    """A separate process: append `rate` transactions per second for `seconds`."""
+    log = EmbeddedLog(root)
+    producer = log.producer("transactions")
+    generator = TransactionGenerator(seed=2)
+    per_tick = rate * TICK_S
+    owed = 0.0
+    ready.wait()
+    started = time.perf_counter()
+    tick = 0
+    while time.perf_counter() - started < seconds:
+        owed += per_tick
+        n = int(owed)
+        owed -= n
+        if n:
+            partition = tick % PARTITIONS
+            now_ms = time.time_ns() // 1_000_000
+            batch = stamped(generator, now_ms, n, partition)
+            producer.send_many(batch, [now_ms] * len(batch), partition=partition)
+        tick += 1
+        time.sleep(max(0.0, started + tick * TICK_S - time.perf_counter()))
+    log.close()
+
+
+def load(port: int, rps: int, seconds: float, out: Any) -> None:
+    """A separate process: POST /score/fraud at `rps` on a schedule; report latencies (ms)."""
+    import aiohttp
+
+    async def run() -> list[float]:
+        latencies: list[float] = []
+        url = f"http://127.0.0.1:{port}/score/fraud"
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+
+            async def one(i: int, scheduled: float) -> None:
+                async with session.post(url, data=orjson.dumps({"entity": f"c{i % 20_000}"})) as response:
+                    await response.read()
+                    if response.status == 200:
+                        latencies.append((time.perf_counter() - scheduled) * 1000)
+
+            started = time.perf_counter()
+            tasks = []
+            for i in range(int(rps * seconds)):
+                scheduled = started + i / rps
+                await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+                tasks.append(asyncio.create_task(one(i, scheduled)))
+            await asyncio.gather(*tasks)
+        return latencies
+
+    out.put(asyncio.run(run()))
+
+
+class FreshnessProbe:
+    """A publish listener: freshness of every 8th applied event, from its µs send stamp."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+
+    def __call__(self, published_ms: float, views: list[str], batches: list[RecordBatch]) -> None:
+        for batch in batches:
+            for raw in batch.values[::8]:
+                try:
+                    sent = orjson.loads(raw).get("sent_us")
+                except (orjson.JSONDecodeError, AttributeError):
+                    continue  # a broken record (the app dead-letters it)
+                if sent is not None:
+                    self.ms.append(published_ms - sent / 1000)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[str, Any]:
+    """Ingest at `rate` from a producer process; with `rps`, score requests from a load process too."""
+    prepare(root)
+    settings = RunSettings(
+        state_dir=root / "state",
+        broker=f"embedded:{root / 'log'}",
+        http="127.0.0.1:0",
+        checkpoint_interval_ms=CHECKPOINT_MS,
+    )
+    runner = Runner(app, settings, handle_signals=False)
+    probe = FreshnessProbe()
+    runner.on_publish(probe)
+    running = asyncio.create_task(runner.run())
+    while runner.server is None:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    ctx = multiprocessing.get_context("spawn")
+    ready, results = ctx.Event(), ctx.Queue()
+    producer = ctx.Process(target=produce, args=(str(root / "log"), rate, seconds, ready))
+    loader = ctx.Process(target=load, args=(runner.server.port, rps, seconds - 1.0, results)) if rps else None
+    producer.start()
+    await asyncio.sleep(1.5)  # let the producer process start before the clock runs
+    ready.set()
+    await asyncio.sleep(1.0)  # warm up: the first second is not measured
+    probe.ms.clear()
+    if loader is not None:
+        loader.start()
+    while producer.is_alive():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    latencies: list[float] = []
+    if loader is not None:
+        latencies = await asyncio.to_thread(results.get, True, 60)
+        loader.join(10)
+    producer.join(10)
+    await asyncio.sleep(0.2)
+    runner.stop()
+    status = await running
+    applied = status.tasks[0].counters.records_in
+    return {
+        "rate": rate,
+        "applied": applied,
+        "freshness_ms": probe.ms,
+        "score_ms": latencies,
+        "achieved_rps": len(latencies) / max(1e-9, seconds - 1.0),
+    }
+
+
+def svg_plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+    """A small bar chart of the percentiles (no plotting library needed)."""
+    rows = []
+    for label, r in results.items():
+        for name, values in (("freshness", r["freshness_ms"]), ("score", r["score_ms"])):
+            if values:
+                rows.append((f"{name} at {label} load", [percentile(values, q) for q in (0.5, 0.99, 0.999)]))
+    scale = 420 / max(1.0, max(v for _, vs in rows for v in vs))
+    height = 40 + 60 * len(rows)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="760" height="{height}" font-family="sans-serif" '
+        f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
+        '<text x="10" y="20" font-size="14">Fraud app on the embedded log: milliseconds (p50, p99, p99.9)</text>',
+    ]
+    colors = ("#4c78a8", "#f58518", "#e45756")
+    for i, (label, values) in enumerate(rows):
+        y = 40 + 60 * i
+        parts.append(f'<text x="10" y="{y + 28}">{label}</text>')
+        for j, (value, color) in enumerate(zip(values, colors, strict=True)):
+            width = max(1.0, value * scale)
+            parts.append(f'<rect x="180" y="{y + 4 + 16 * j}" width="{width:.1f}" height="14" fill="{color}"/>')
+            parts.append(f'<text x="{186 + width:.1f}" y="{y + 15 + 16 * j}">{value:.2f}</text>')
+    parts.append(f'<text x="620" y="{height - 10}" fill="#666">p50 / p99 / p99.9</text></svg>')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each live run")
+    ap.add_argument("--rps", type=int, default=500, help="score requests per second")
+    ap.add_argument("--max-events", type=int, default=60_000)
+    ap.add_argument("--plot", type=Path, help="write an SVG chart here")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="streamcore-fresh-") as tmp:
+        work = Path(tmp)
+        peak = max_rate(work / "max", args.max_events)
+        print(f"max ingest: {peak:,.0f} transactions/s (fraud app: features, model, rules, decisions)")
+        results = {}
+        for share, rps in ((0.5, args.rps), (0.9, 0)):  # score requests during the 50% run
+            r = asyncio.run(live_run(work / f"at{int(share * 100)}", share * peak, args.seconds, rps))
+            results[f"{int(share * 100)}%"] = r
+            f, s = r["freshness_ms"], r["score_ms"]
+            line = (
+                f"at {share:.0%} ({r['rate']:,.0f}/s): freshness p50 {percentile(f, 0.5):.2f} ms, "
+                f"p99 {percentile(f, 0.99):.2f} ms, p99.9 {percentile(f, 0.999):.2f} ms ({len(f):,} events)"
+            )
+            if s:
+                line += (
+                    f"  |  score at {r['achieved_rps']:.0f}/s: p50 {percentile(s, 0.5):.2f} ms, "
+                    f"p99 {percentile(s, 0.99):.2f} ms"
+                )
+            print(line)
+    if args.plot:
+        svg_plot(results, args.plot)
+    at50, at90 = results["50%"], results["90%"]
+    print(
+        json.dumps(
+            {
+                "max_eps": round(peak),
+                "freshness_p50_ms_at_50": round(percentile(at50["freshness_ms"], 0.5), 3),
+                "freshness_p99_ms_at_50": round(percentile(at50["freshness_ms"], 0.99), 3),
+                "freshness_p999_ms_at_50": round(percentile(at50["freshness_ms"], 0.999), 3),
+                "freshness_p50_ms_at_90": round(percentile(at90["freshness_ms"], 0.5), 3),
+                "freshness_p99_ms_at_90": round(percentile(at90["freshness_ms"], 0.99), 3),
+                "freshness_p999_ms_at_90": round(percentile(at90["freshness_ms"], 0.999), 3),
+                "score_p50_ms": round(percentile(at50["score_ms"], 0.5), 3),
+                "score_p99_ms": round(percentile(at50["score_ms"], 0.99), 3),
+                "score_rps": round(at50["achieved_rps"]),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
