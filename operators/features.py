@@ -35,6 +35,7 @@ from streamcore.operator import Operator, OperatorContext, StateWriter
 from .aggregations import Aggregation, resolve
 
 MAX_PANES = 3_600
+_ABSENT = object()  # an optional field the event does not have
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,8 @@ class Latest:
     field: str
     type: type | None = None
     """If set, values must be of this type (else the event is dead-lettered as schema)."""
+    required: bool = True
+    """False: an event without the field leaves the feature as it was (mixed event types)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.field, str) or not self.field:
@@ -85,6 +88,7 @@ class _LatestPlan:
     name: str
     field: str
     type: type | None
+    required: bool
 
 
 Plan = _RollingPlan | _LatestPlan
@@ -119,7 +123,7 @@ class FeatureView:
                 over, pane = spec.window_ms(setting)
                 plans.append(_RollingPlan(name, resolve(name, spec.aggregation), over, pane))
             elif isinstance(spec, Latest):
-                plans.append(_LatestPlan(name, spec.field, spec.type))
+                plans.append(_LatestPlan(name, spec.field, spec.type, spec.required))
             else:
                 raise ConfigError(setting, f"expected Rolling(...) or Latest(...), got {spec!r}")
         return plans, tuple(self.features)
@@ -157,7 +161,7 @@ class FeatureOperator:
         for i, (plan, value) in enumerate(zip(self.plans, values, strict=True)):
             if isinstance(plan, _RollingPlan):
                 _add_to_panes(state[i], plan, ts, value, now)
-            elif state[i] is None or ts >= state[i][0]:
+            elif value is not _ABSENT and (state[i] is None or ts >= state[i][0]):
                 state[i] = [ts, value]
         store.put(key, state)
         return self.emit(key, event, ts)
@@ -168,6 +172,8 @@ class FeatureOperator:
             try:
                 value = event[plan.field]
             except (KeyError, TypeError, IndexError):
+                if not plan.required:
+                    return _ABSENT
                 raise SchemaError(f"field {plan.field!r} is missing") from None
             if plan.type is not None and not isinstance(value, plan.type):
                 raise SchemaError(f"field {plan.field!r} is {value!r}, expected {plan.type.__name__}")

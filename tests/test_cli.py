@@ -70,8 +70,23 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     assert no_choice.returncode == 2
 
 
-def test_demo_runs_and_accounts_for_everything(tmp_path: Path) -> None:
-    demo = cli("demo", "--seconds", "3", "--rate", "4000", "--dir", str(tmp_path))
+def test_payments_demo_runs_and_accounts_for_everything(tmp_path: Path) -> None:
+    demo = cli("demo", "payments", "--seconds", "3", "--rate", "4000", "--dir", str(tmp_path))
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "every record accounted for" in demo.stdout
     assert "future_timestamp" in demo.stdout and "late" in demo.stdout
+
+
+def test_fraud_demo_decides_catches_fraud_and_shows_freshness(tmp_path: Path) -> None:
+    demo = cli("demo", "--seconds", "6", "--rate", "2000", "--dir", str(tmp_path))
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    out = demo.stdout
+    assert "every record accounted for" in out and "curl -s http://127.0.0.1:" in out
+    assert "decline" in out and "freshness p50" in out and "future_timestamp" in out
+    caught = out.split("declined or reviewed ")[1].split(" ")[0]
+    assert int(caught) > 0  # injected fraud was caught
+
+
+def test_unknown_demo_is_a_clear_error() -> None:
+    demo = cli("demo", "nope")
+    assert demo.returncode == 2 and "no demo 'nope'" in demo.stderr

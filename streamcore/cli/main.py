@@ -1,7 +1,7 @@
 """``streamcore``: run apps, the demo, and tools for the embedded log and dead letters.
 
 streamcore run APP [--until-end]     run an app file or module
-streamcore demo                      the bundled demo on a generated stream
+streamcore demo [fraud|payments]     a bundled demo on a generated live stream
 streamcore log topics|produce|tail   the embedded log
 streamcore dlq list|show|replay      dead-lettered records
 """
@@ -22,7 +22,8 @@ from . import dlq_commands, log_commands
 from .loader import load_app
 from .progress import ProgressPrinter, print_summary
 
-DEMO_MODULE = "apps.payments.demo"
+DEMOS = {"fraud": "apps.fraud.demo", "payments": "apps.payments.demo"}
+"""`streamcore demo [NAME]`: the bundled demos (imported by name: the runtime does not import apps)."""
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> RunSettings:
@@ -45,8 +46,13 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    demo = importlib.import_module(DEMO_MODULE)
-    return int(demo.main(args.demo_args))
+    rest = list(args.demo_args)
+    name = rest.pop(0) if rest and not rest[0].startswith("-") else "fraud"
+    if name not in DEMOS:
+        print(f"streamcore: error: no demo {name!r}; choose one of {', '.join(DEMOS)}", file=sys.stderr)
+        return 2
+    demo = importlib.import_module(DEMOS[name])
+    return int(demo.main(rest))
 
 
 def _log_command(args: argparse.Namespace) -> int:

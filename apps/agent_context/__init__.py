@@ -1,0 +1,1 @@
+"""Agent tools that read one pinned snapshot of live customer features."""
