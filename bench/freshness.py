@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing
 import sys
 import tempfile
@@ -37,7 +38,6 @@ from streamcore.records import RecordBatch
 
 PARTITIONS = 4
 TICK_S = 0.002
-CHECKPOINT_MS = 250  # small, frequent checkpoints: each write holds the loop for less (see README)
 
 
 def prepare(root: Path) -> None:
@@ -155,12 +155,7 @@ def percentile(values: list[float], q: float) -> float:
 async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[str, Any]:
     """Ingest at `rate` from a producer process; with `rps`, score requests from a load process too."""
     prepare(root)
-    settings = RunSettings(
-        state_dir=root / "state",
-        broker=f"embedded:{root / 'log'}",
-        http="127.0.0.1:0",
-        checkpoint_interval_ms=CHECKPOINT_MS,
-    )
+    settings = RunSettings(state_dir=root / "state", broker=f"embedded:{root / 'log'}", http="127.0.0.1:0")
     runner = Runner(app, settings, handle_signals=False)
     probe = FreshnessProbe()
     runner.on_publish(probe)
@@ -205,7 +200,7 @@ def svg_plot(results: dict[str, dict[str, Any]], path: Path) -> None:
         for name, values in (("freshness", r["freshness_ms"]), ("score", r["score_ms"])):
             if values:
                 rows.append((f"{name} at {label} load", [percentile(values, q) for q in (0.5, 0.99, 0.999)]))
-    scale = 420 / max(1.0, max(v for _, vs in rows for v in vs))
+    top = math.log10(1 + max(1.0, max(v for _, vs in rows for v in vs)))
     height = 40 + 60 * len(rows)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="760" height="{height}" font-family="sans-serif" '
@@ -217,7 +212,7 @@ def svg_plot(results: dict[str, dict[str, Any]], path: Path) -> None:
         y = 40 + 60 * i
         parts.append(f'<text x="10" y="{y + 28}">{label}</text>')
         for j, (value, color) in enumerate(zip(values, colors, strict=True)):
-            width = max(1.0, value * scale)
+            width = max(1.0, 420 * math.log10(1 + value) / top)  # log scale
             parts.append(f'<rect x="180" y="{y + 4 + 16 * j}" width="{width:.1f}" height="14" fill="{color}"/>')
             parts.append(f'<text x="{186 + width:.1f}" y="{y + 15 + 16 * j}">{value:.2f}</text>')
     parts.append(f'<text x="620" y="{height - 10}" fill="#666">p50 / p99 / p99.9</text></svg>')
