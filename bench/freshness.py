@@ -205,7 +205,8 @@ def svg_plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="760" height="{height}" font-family="sans-serif" '
         f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
-        '<text x="10" y="20" font-size="14">Fraud app on the embedded log: milliseconds (p50, p99, p99.9; log scale)</text>',
+        '<text x="10" y="20" font-size="14">Fraud app on the embedded log: milliseconds '
+        "(p50, p99, p99.9; log scale)</text>",
     ]
     colors = ("#4c78a8", "#f58518", "#e45756")
     for i, (label, values) in enumerate(rows):
