@@ -9,10 +9,22 @@ from typing import Any
 
 import orjson
 
+from operators import Count, FeatureView, Latest, Rolling, Sum
 from streamcore import App, Runner, RunSettings, RunStatus
 from streamcore.deadletter import DeadLetter
 from streamcore.log import EmbeddedLog, TopicConfig
 from streamcore.testing import results_table
+
+CARD_VIEW = FeatureView(
+    "card",
+    entity="card",
+    features={
+        "n": Rolling(Count(), over="1h", pane="1m"),
+        "spend": Rolling(Sum("amount"), over="1h", pane="1m"),
+        "last": Latest("amount"),
+    },
+)
+"""A small view of card transactions, shared by the model and serving tests."""
 
 
 def settings(tmp_path: Path, **overrides: Any) -> RunSettings:

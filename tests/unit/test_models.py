@@ -9,22 +9,12 @@ from typing import Any
 
 import orjson
 import pytest
+from helpers import CARD_VIEW as VIEW
 from helpers import produce, run
 
-from operators import Count, FeatureView, Latest, Rolling, Sum
 from streamcore import App, ConfigError, EventTime
 from streamcore.log import EmbeddedLog
 from streamcore.models import Model
-
-VIEW = FeatureView(
-    "card",
-    entity="card",
-    features={
-        "n": Rolling(Count(), over="1h", pane="1m"),
-        "spend": Rolling(Sum("amount"), over="1h", pane="1m"),
-        "last": Latest("amount"),
-    },
-)
 
 
 def scoring_app(model: Any, *, fallback: Any = -1.0, timeout_ms: float = 50) -> App:

@@ -10,21 +10,11 @@ from typing import Any
 
 import aiohttp
 import orjson
+from helpers import CARD_VIEW as VIEW
 from helpers import settings
 
-from operators import Count, FeatureView, Latest, Rolling, Sum
 from streamcore import App, EventTime, Runner
 from streamcore.log import EmbeddedLog, TopicConfig
-
-VIEW = FeatureView(
-    "card",
-    entity="card",
-    features={
-        "n": Rolling(Count(), over="1h", pane="1m"),
-        "spend": Rolling(Sum("amount"), over="1h", pane="1m"),
-        "last": Latest("amount"),
-    },
-)
 
 
 def serving_app() -> App:
