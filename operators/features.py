@@ -211,11 +211,6 @@ class FeatureOperator:
                 out[plan.name] = None if state is None or state[i] is None else state[i][1]
         return out
 
-    def read(self, key: str) -> dict[str, Any]:
-        """The entity's features now (for in-stream use, e.g. scoring right after the update)."""
-        record = self.store.record_as_of(key, None)
-        return self.compute(None if record is None else record[0], self.now)
-
     # -- the operator protocol ------------------------------------------------------------------
     def on_watermark(self, watermark: float) -> None:
         return None

@@ -17,6 +17,7 @@ feature, model, reason; never an entity key.
     streamcore_feature_freshness_seconds{view,feature}  streamcore_model_score_seconds{model,path}
     streamcore_model_scores_total{model}                streamcore_model_fallbacks_total{model,reason}
     streamcore_snapshots_pinned                         streamcore_snapshot_copy_bytes
+    streamcore_snapshots_expired_by_memory_total
 """
 
 from __future__ import annotations
@@ -165,4 +166,9 @@ class _EngineCollector(Collector):
         )
         yield GaugeMetricFamily(
             "streamcore_snapshot_copy_bytes", "Bytes of entity state kept for snapshots.", value=online.copied_bytes
+        )
+        yield CounterMetricFamily(
+            "streamcore_snapshots_expired_by_memory",
+            "Snapshots ended early because their copies exceeded the memory cap.",
+            value=online.expired_by_memory,
         )

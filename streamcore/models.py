@@ -41,19 +41,15 @@ class Score:
 
 @dataclass
 class ModelStats:
+    """Scores and fallbacks by reason (latencies go to the metrics' histogram)."""
+
     scores: int = 0
     fallbacks: dict[str, int] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    """Recent latencies (bounded), for metrics and the demo."""
 
     def record(self, score: Score) -> None:
         self.scores += 1
         if score.reason is not None:
             self.fallbacks[score.reason] = self.fallbacks.get(score.reason, 0) + 1
-        latencies = self.latencies_ms
-        latencies.append(score.latency_ms)
-        if len(latencies) > 10_000:
-            del latencies[:5_000]
 
 
 def _call_style(model: Any) -> tuple[str, Callable[..., Any]]:

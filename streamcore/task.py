@@ -508,22 +508,12 @@ class Task:
         self._fire()  # operators learn the restored watermark (nothing is due: it fired before the checkpoint)
         return dict(self.positions)
 
-    def commit_checkpoint(self) -> None:
-        """Write every operator's changes, positions and watermarks in one atomic batch.
-
-        Call only after the sinks were flushed: the positions written here promise that
-        every output of the records before them is durable (outputs are at-least-once,
-        state is exactly-once).
-        """
-        checkpoint = self.start_checkpoint()
-        while not checkpoint.step(1.0):
-            pass
-        checkpoint.commit()
-
     def start_checkpoint(self) -> TaskCheckpoint:
         """Take the cut of a checkpoint now; encode and commit it in steps (`TaskCheckpoint`).
 
-        The same promise as `commit_checkpoint`: flush the sinks first.
+        Call only after the sinks were flushed: the positions written promise that every
+        output of the records before them is durable (outputs are at-least-once, state is
+        exactly-once).
         """
         self.checkpoint_id += 1
         meta = {
