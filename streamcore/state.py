@@ -1,19 +1,32 @@
-"""RocksDB state of one task, and the atomic checkpoint.
+"""RocksDB state of one task, and checkpoints written in small steps yet atomically.
 
 One RocksDB database per task (``<state_dir>/<app>/<task>``), so a task's state can
 move, be copied or be dropped on its own. Keys:
 
-    b"o\\0" + namespace + b"\\0" + key     operator state (namespace = ``name@vN``)
-    b"m\\0checkpoint"                     the checkpoint record (positions, watermarks, ...)
+    b"o\\0" + namespace + b"\\0" + key        operator state (namespace = ``name@vN``)
+    b"m\\0checkpoint"                        the checkpoint record (positions, watermarks, ...)
+    b"j\\0" + id (8 bytes) + live key       a checkpoint's journal (b"" = delete the key)
 
-Nothing is written between checkpoints: operators keep changes in memory, and a
-checkpoint writes all of them plus the checkpoint record in one WriteBatch with a
-synced WAL. A killed process therefore leaves exactly the last checkpoint on disk.
+Nothing is written between checkpoints: operators keep changes in memory. A checkpoint
+(`CheckpointWrite`) is written so that no single step holds the worker for long, and
+still all or nothing:
+
+1. journal: its entries are written in small batches under the journal prefix, where
+   no read looks;
+2. commit: one small write of the checkpoint record, naming the journal; from here on
+   the checkpoint counts;
+3. apply: the entries are copied to their live keys in small batches, each deleting its
+   journal keys in the same write.
+
+A killed process therefore leaves the last committed checkpoint: on opening, `recover`
+finishes applying a committed journal (applying twice is harmless) and drops any other.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
+from itertools import islice
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,49 +37,111 @@ from .errors import StateError
 from .operator import StateWriter
 
 _META_KEY = b"m\x00checkpoint"
+_JOURNAL = b"j\x00"
+_DELETE = b""  # in a journal: delete the key (state values are never empty)
+WRITE_CHUNK = 512
+"""Entries per RocksDB write while a checkpoint is journaled and applied (about a ms each)."""
 
 
 def _namespace_prefix(namespace: str) -> bytes:
     return b"o\x00" + namespace.encode() + b"\x00"
 
 
-class _BatchWriter:
-    """The StateWriter an operator gets during a checkpoint: keys go under its namespace."""
+class _ListWriter:
+    """The StateWriter an operator gets during a checkpoint: entries collect in memory.
 
-    __slots__ = ("_batch", "_prefix", "bytes", "deletes", "puts")
+    One entry per key, the last written wins (a journal holds one record per key: an
+    earlier entry applied in one batch must not erase what a later one says).
+    """
 
-    def __init__(self, batch: WriteBatch, prefix: bytes) -> None:
-        self._batch = batch
+    __slots__ = ("_entries", "_prefix", "bytes")
+
+    def __init__(self, entries: dict[bytes, bytes], prefix: bytes) -> None:
+        self._entries = entries
         self._prefix = prefix
         self.bytes = 0
 
     def put(self, key: bytes, value: bytes) -> None:
-        self._batch.put(self._prefix + key, value)
+        self._entries[self._prefix + key] = value
         self.bytes += len(key) + len(value)
 
     def delete(self, key: bytes) -> None:
-        self._batch.delete(self._prefix + key)
+        self._entries[self._prefix + key] = _DELETE
 
 
-class StoreBatch:
-    """The deltas of one checkpoint, committed with its record in one atomic RocksDB write."""
+class CheckpointWrite:
+    """One checkpoint's entries, written in bounded steps: journal, commit, apply."""
 
-    def __init__(self, store: TaskStore) -> None:
+    def __init__(self, store: TaskStore, checkpoint_id: int) -> None:
         self._store = store
-        self._batch = WriteBatch(raw_mode=True)
-        self._writers: list[_BatchWriter] = []
+        self._journal = _JOURNAL + checkpoint_id.to_bytes(8, "big")
+        self._entries: dict[bytes, bytes] = {}  # fixed once sealed
+        self._writers: list[_ListWriter] = []
+        self._meta: bytes | None = None
+        self._to_journal: Iterator[tuple[bytes, bytes]] = iter(())
+        self._to_apply: Iterator[tuple[bytes, bytes]] = iter(())
+        self._journaled = self._committed = False
 
-    def writer(self, namespace: str) -> _BatchWriter:
-        writer = _BatchWriter(self._batch, _namespace_prefix(namespace))
+    def writer(self, namespace: str) -> _ListWriter:
+        writer = _ListWriter(self._entries, _namespace_prefix(namespace))
         self._writers.append(writer)
         return writer
 
-    def commit(self, meta: dict[str, Any]) -> int:
-        """Write it all (synced); return the bytes of state written."""
-        record = orjson.dumps(meta)
-        self._batch.put(_META_KEY, record)
-        self._store._write(self._batch)
-        return sum(w.bytes for w in self._writers) + len(record)
+    @property
+    def bytes(self) -> int:
+        return sum(w.bytes for w in self._writers) + len(self._meta or b"")
+
+    def seal(self, meta: dict[str, Any]) -> None:
+        """All entries are in; `meta` is the checkpoint record to commit them with."""
+        self._to_journal = iter(self._entries.items())
+        self._to_apply = iter(self._entries.items())
+        self._meta = orjson.dumps({**meta, "journal": self._journal.hex()})
+
+    def step(self, budget_s: float) -> bool:
+        """Write for up to about `budget_s`; True once committed and applied."""
+        if self._meta is None:
+            raise StateError("seal the checkpoint before writing it")
+        deadline = time.perf_counter() + budget_s
+        store = self._store
+        while not self._journaled:
+            chunk = list(islice(self._to_journal, WRITE_CHUNK))
+            if not chunk:
+                self._journaled = True
+                break
+            batch = WriteBatch(raw_mode=True)
+            for key, value in chunk:
+                batch.put(self._journal + key, value)
+            store._write(batch, sync=False)
+            if time.perf_counter() >= deadline:
+                return False
+        if not self._committed:
+            batch = WriteBatch(raw_mode=True)
+            batch.put(_META_KEY, self._meta)
+            store._write(batch, sync=store.sync)  # the journal before it is in the WAL, in order
+            self._committed = True
+        while chunk := list(islice(self._to_apply, WRITE_CHUNK)):
+            batch = WriteBatch(raw_mode=True)
+            for key, value in chunk:
+                _apply(batch, key, value)
+                batch.delete(self._journal + key)
+            store._write(batch, sync=False)  # a crash here: `recover` applies the rest
+            if time.perf_counter() >= deadline:
+                return False
+        return True
+
+    def complete(self, meta: dict[str, Any]) -> int:
+        """Seal and write all of it now; return the bytes written."""
+        self.seal(meta)
+        while not self.step(1.0):
+            pass
+        return self.bytes
+
+
+def _apply(batch: WriteBatch, key: bytes, value: bytes) -> None:
+    if value == _DELETE:
+        batch.delete(key)
+    else:
+        batch.put(key, value)
 
 
 class TaskStore:
@@ -81,8 +156,10 @@ class TaskStore:
             self._db = Rdict(str(path), options)
         except Exception as exc:
             raise StateError(f"cannot open state at {path}: {exc}") from exc
-        self._write_options = WriteOptions()
-        self._write_options.sync = sync
+        self.sync = sync
+        self._write_options = {flag: WriteOptions() for flag in (False, True)}
+        self._write_options[True].sync = True
+        self.recover()
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         raw = self._db.get(_META_KEY)
@@ -111,23 +188,40 @@ class TaskStore:
             found.add(key[2 : key.index(b"\x00", 2)].decode())
         return found
 
-    def batch(self) -> StoreBatch:
-        """A write batch for one checkpoint: operator deltas, then the checkpoint record."""
-        return StoreBatch(self)
+    def checkpoint_write(self, checkpoint_id: int) -> CheckpointWrite:
+        """A new checkpoint: collect entries with `writer`, then `seal` and `step`, or `complete`."""
+        return CheckpointWrite(self, checkpoint_id)
 
     def commit(self, writers: Mapping[str, Callable[[StateWriter], None]], meta: dict[str, Any]) -> int:
-        """Write every operator's delta and the checkpoint record in one atomic batch.
+        """Write every operator's delta and the checkpoint record now, all or nothing.
 
         Returns the number of bytes of state written.
         """
-        batch = self.batch()
-        for namespace, write in writers.items():
-            write(batch.writer(namespace))
-        return batch.commit(meta)
+        write = self.checkpoint_write(int(meta.get("id", 0)))
+        for namespace, fill in writers.items():
+            fill(write.writer(namespace))
+        return write.complete(meta)
 
-    def _write(self, batch: WriteBatch) -> None:
+    def recover(self) -> int:
+        """Finish applying the committed checkpoint's journal, drop any other; return entries applied."""
+        meta = self.load_checkpoint()
+        committed = bytes.fromhex(meta["journal"]) if meta and "journal" in meta else None
+        cut = len(_JOURNAL) + 8
+        applied = 0
+        batch = WriteBatch(raw_mode=True)
+        for key, value in cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=_JOURNAL)):
+            if not key.startswith(_JOURNAL):
+                break
+            if key[:cut] == committed:
+                _apply(batch, key[cut:], value)
+                applied += 1
+            batch.delete(key)
+        self._write(batch, sync=True)
+        return applied
+
+    def _write(self, batch: WriteBatch, *, sync: bool) -> None:
         try:
-            self._db.write(batch, self._write_options)
+            self._db.write(batch, self._write_options[sync])
         except Exception as exc:
             raise StateError(f"checkpoint write to {self.path} failed: {exc}") from exc
 

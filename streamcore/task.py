@@ -38,7 +38,7 @@ from .nodes import CallbackSink, key_bytes
 from .online import EntityStore, FeatureReader, OnlineState
 from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
-from .state import StoreBatch, TaskStore
+from .state import CheckpointWrite, TaskStore
 from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep
 from .transport import Sink
 
@@ -527,12 +527,12 @@ class Task:
             "positions": {str(p): off for p, off in self.positions.items()},
             "watermark": self.tracker.snapshot(),
         }
-        batch = self.store.batch()
+        write = self.store.checkpoint_write(self.checkpoint_id)
         for name, operator in self._operators:
-            operator.checkpoint(batch.writer(name))
+            operator.checkpoint(write.writer(name))
         for state in self.keyed_states:
-            state.begin_checkpoint(batch.writer(state.namespace))
-        return TaskCheckpoint(self, batch, meta)
+            state.begin_checkpoint(write.writer(state.namespace))
+        return TaskCheckpoint(self, write, meta)
 
     def state_entries(self) -> int:
         return sum(op.state_entries() for _, op in self._operators)
@@ -542,32 +542,38 @@ class TaskCheckpoint:
     """A checkpoint being taken while the stream goes on.
 
     The cut (positions, watermarks, operator deltas, which keyed entries changed) was
-    taken by `Task.start_checkpoint`; `step` encodes keyed entries for a bounded time,
-    and entries that change in between are encoded first (copy-on-write), so `commit`
-    writes exactly the state of the cut, in one atomic batch.
+    taken by `Task.start_checkpoint`. `step` then works for a bounded time: it encodes
+    the changed keyed entries (an entry that changes meanwhile is encoded first,
+    copy-on-write, so the checkpoint holds exactly the state of the cut), and then
+    writes the checkpoint in small batches: journal, commit record, apply
+    (`streamcore.state.CheckpointWrite`). `commit` finishes once `step` says it is done.
     """
 
-    def __init__(self, task: Task, batch: StoreBatch, meta: dict[str, Any]) -> None:
+    def __init__(self, task: Task, write: CheckpointWrite, meta: dict[str, Any]) -> None:
         self.task = task
-        self.batch = batch
+        self.write = write
         self.meta = meta
         self.positions = {int(p): off for p, off in meta["positions"].items()}
         self.started = time.perf_counter()
+        self._sealed = False
 
     def step(self, budget_s: float) -> bool:
-        """Encode entries for up to about `budget_s`; True once everything is encoded."""
+        """Work for up to about `budget_s`; True once the checkpoint is written."""
         deadline = time.perf_counter() + budget_s
-        for state in self.task.keyed_states:
-            while not state.encode_some(256):
-                if time.perf_counter() >= deadline:
-                    return False
-        return True
+        if not self._sealed:
+            for state in self.task.keyed_states:
+                while not state.encode_some(256):
+                    if time.perf_counter() >= deadline:
+                        return False
+            self.write.seal(self.meta)
+            self._sealed = True
+        return self.write.step(max(0.0, deadline - time.perf_counter()))
 
     def commit(self) -> None:
-        written = self.batch.commit(self.meta)
+        """After `step` returned True: the cache may shrink; count the checkpoint."""
         for state in self.task.keyed_states:
             state.end_checkpoint()
         counters = self.task.counters
         counters.checkpoints += 1
         counters.last_checkpoint_ms = (time.perf_counter() - self.started) * 1000
-        counters.last_checkpoint_bytes = written
+        counters.last_checkpoint_bytes = self.write.bytes

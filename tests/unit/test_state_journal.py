@@ -1,0 +1,64 @@
+"""Checkpoints written in small steps are still all or nothing, whenever the process dies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamcore.state import WRITE_CHUNK, TaskStore
+
+N = WRITE_CHUNK * 3
+
+
+def live(store: TaskStore) -> dict[bytes, bytes]:
+    return dict(store.scan("ns"))
+
+
+def first_checkpoint(path: Path) -> None:
+    store = TaskStore(path, sync=False)
+    store.commit({"ns": lambda w: [w.put(b"k%05d" % i, b"old") for i in range(N)]}, {"id": 1})
+    store.close()
+
+
+def test_a_crash_between_commit_and_apply_is_finished_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    first_checkpoint(path)
+    store = TaskStore(path, sync=False)
+    write = store.checkpoint_write(2)
+    writer = write.writer("ns")
+    for i in range(N):
+        writer.put(b"k%05d" % i, b"new")
+    writer.delete(b"k00000")
+    write.seal({"id": 2})
+    steps = 0
+    while store.load_checkpoint()["id"] != 2:  # journal, then commit (one chunk per zero-budget step)
+        assert not write.step(0.0)
+        steps += 1
+    assert steps >= 3
+    assert list(live(store).values()).count(b"new") < N  # committed, not all applied yet
+    store.close()  # the process dies here
+
+    reopened = TaskStore(path, sync=False)  # recovery applies the rest of the journal
+    assert reopened.load_checkpoint()["id"] == 2
+    state = live(reopened)
+    assert b"k00000" not in state and len(state) == N - 1 and set(state.values()) == {b"new"}
+    assert not [k for k in reopened._db.keys(from_key=b"j\x00") if k.startswith(b"j\x00")]
+    reopened.close()
+
+
+def test_a_crash_while_journaling_leaves_the_previous_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    first_checkpoint(path)
+    store = TaskStore(path, sync=False)
+    write = store.checkpoint_write(2)
+    writer = write.writer("ns")
+    for i in range(N):
+        writer.put(b"k%05d" % i, b"new")
+    write.seal({"id": 2})
+    assert not write.step(0.0)  # one journal chunk written, no commit record
+    store.close()
+
+    reopened = TaskStore(path, sync=False)
+    assert reopened.load_checkpoint()["id"] == 1
+    assert set(live(reopened).values()) == {b"old"} and len(live(reopened)) == N
+    assert not [k for k in reopened._db.keys(from_key=b"j\x00") if k.startswith(b"j\x00")]
+    reopened.close()
