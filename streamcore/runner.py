@@ -86,9 +86,6 @@ class RunStatus:
         return sum(t.counters.records_in for t in self.tasks)
 
 
-RunSummary = RunStatus
-
-
 def broker_from_settings(settings: RunSettings) -> Broker:
     if settings.broker.startswith("embedded:"):
         return EmbeddedBroker(EmbeddedLog(settings.embedded_log_dir, fsync=settings.fsync))  # type: ignore[arg-type]
@@ -129,7 +126,11 @@ class _TaskRun:
         self.task.counters.backpressure_s += time.perf_counter() - started
 
     async def checkpoint(self) -> None:
-        """A whole checkpoint now (at the end, on stop, or when a script asks)."""
+        """A whole checkpoint now (at the end, on stop, or when a script asks).
+
+        One already under way is finished first: checkpoints are written one at a time.
+        """
+        await self.finish_checkpoint()
         await self.start_checkpoint()
         await self.finish_checkpoint()
 
@@ -329,7 +330,6 @@ class Runner:
                 return
             if item is Control.CHECKPOINT:
                 self._publish()
-                await run.finish_checkpoint()
                 await run.checkpoint()
                 next_checkpoint = time.monotonic() + interval_s
                 continue
@@ -362,7 +362,6 @@ class Runner:
                     await asyncio.sleep(0)
                 next_yield = time.monotonic() + YIELD_EVERY_S
         self._publish()
-        await run.finish_checkpoint()
         await run.checkpoint()
 
     def on_publish(self, listener: PublishListener) -> None:
@@ -379,7 +378,7 @@ class Runner:
         self._gc.tick()
         for run in self._runs:
             if run.unpublished:
-                views = [v.name for v in self.online.views.values() if v.store.stream is run.task.stream]
+                views = [name for name, store in self.online.views.items() if store.stream is run.task.stream]
                 for listener in self._publish_listeners:
                     try:
                         listener(published, views, run.unpublished)
@@ -389,7 +388,7 @@ class Runner:
 
     def _observe_freshness(self, published: float, views: list[str], batches: list[RecordBatch]) -> None:
         for view in views:
-            names = self.online.views[view].store.reader.feature_names
+            names = self.online.views[view].reader.feature_names
             self.metrics.observe_freshness(view, names, batches, published)
 
     @property
