@@ -14,7 +14,7 @@ from .stream import Pipeline, Stream
 from .transport import TopicSpec
 
 if TYPE_CHECKING:
-    from .runner import RunSummary
+    from .runner import RunStatus
     from .settings import RunSettings
 
 
@@ -111,7 +111,7 @@ class App:
     def pipelines(self) -> tuple[Pipeline, ...]:
         return tuple(self._pipelines.values())
 
-    def run(self, settings: RunSettings | None = None, **options: Any) -> RunSummary:
+    def run(self, settings: RunSettings | None = None, **options: Any) -> RunStatus:
         """Run the app until stopped (SIGINT/SIGTERM) or, with ``until_end=True``, to the end of input."""
         import asyncio
 

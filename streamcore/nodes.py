@@ -112,7 +112,7 @@ def score(model: Model, online: OnlineState, into: str, features_into: str | Non
     def score_node(key: Any, value: Any, ts: int) -> Any:
         nonlocal store
         if store is None:
-            store = online.views[model.view].store
+            store = online.views[model.view]
         record = store.record_as_of(key, None)
         features = store.reader.compute(None if record is None else record[0], store.reader.reference(), needed)
         inputs = model.inputs(features)

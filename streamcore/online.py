@@ -23,7 +23,7 @@ import itertools
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -217,12 +217,6 @@ class EntityStore:
 
 
 @dataclass(slots=True)
-class _View:
-    name: str
-    store: EntityStore
-
-
-@dataclass(slots=True)
 class _Publish:
     epoch: int
     at_ms: float
@@ -240,18 +234,18 @@ class OnlineState:
     """Epochs count up from a run-unique base (µs at start), so epochs stored with entity
     records by an earlier run never look like ones of this run."""
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
-    views: dict[str, _View] = field(default_factory=dict)
+    views: dict[str, EntityStore] = field(default_factory=dict)
     copied_bytes: int = 0
     expired_by_memory: int = 0
     _publishes: deque[_Publish] = field(default_factory=lambda: deque(maxlen=200_000))
-    _ids: Iterable[int] = field(default_factory=itertools.count)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
 
     # -- registration (when tasks are built) -------------------------------------------------
     def register(self, view: str, keyed: KeyedState, stream: StreamInfo, reader: FeatureReader) -> EntityStore:
         if view in self.views:
             raise ValueError(f"feature view {view!r} is registered twice")
         store = EntityStore(self, view, keyed, stream, reader)
-        self.views[view] = _View(view, store)
+        self.views[view] = store
         return store
 
     # -- epochs --------------------------------------------------------------------------------
@@ -282,15 +276,15 @@ class OnlineState:
             self._drop(min(self.snapshots.values(), key=lambda s: s.created_ms).id)
         ttl = self.snapshot_ttl_ms if ttl_ms is None else ttl_ms
         snapshot = Snapshot(
-            id=f"s{next(self._ids)}-{secrets.token_hex(4)}",  # type: ignore[call-overload]
+            id=f"s{next(self._ids)}-{secrets.token_hex(4)}",
             epoch=self.epoch,
             created_ms=int(now),
             expires_ms=int(now + ttl),
-            positions={v.store.stream.name: v.store.stream.positions() for v in self.views.values()},
+            positions={store.stream.name: store.stream.positions() for store in self.views.values()},
         )
         self.snapshots[snapshot.id] = snapshot
-        for view in self.views.values():
-            view.store.pinned(snapshot.epoch)
+        for store in self.views.values():
+            store.pinned(snapshot.epoch)
         return snapshot
 
     def snapshot(self, snapshot_id: str) -> Snapshot:
@@ -318,16 +312,15 @@ class OnlineState:
     def _drop(self, snapshot_id: str) -> None:
         self.snapshots.pop(snapshot_id, None)
         live = [s.epoch for s in self.snapshots.values()]
-        for view in self.views.values():
-            self.copied_bytes -= view.store.forget(live)
+        for store in self.views.values():
+            self.copied_bytes -= store.forget(live)
 
     # -- reads -------------------------------------------------------------------------------
     def read(self, view: str, entity: str, snapshot_id: str | None = None) -> EntityRead:
         """All features of `entity` in `view`, now or as of a pinned snapshot."""
-        found = self.views.get(view)
-        if found is None:
+        store = self.views.get(view)
+        if store is None:
             raise UnknownView(f"no feature view {view!r}; known: {sorted(self.views)}")
-        store = found.store
         snapshot = None if snapshot_id is None else self.snapshot(snapshot_id)
         epoch = None if snapshot is None else snapshot.epoch
         record = store.record_as_of(entity, epoch)

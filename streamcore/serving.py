@@ -164,8 +164,8 @@ class Server:
         return _json(
             {
                 "views": {
-                    name: {"stream": v.store.stream.name, "features": list(v.store.reader.feature_names)}
-                    for name, v in sorted(online.views.items())
+                    name: {"stream": store.stream.name, "features": list(store.reader.feature_names)}
+                    for name, store in sorted(online.views.items())
                 },
                 "models": {
                     name: {"view": m.view, "features": list(m.features), "timeout_ms": m.timeout_ms}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamcore.state import WRITE_CHUNK, TaskStore
+from streamcore.state import WRITE_CHUNK, CheckpointWrite, TaskStore
 
 N = WRITE_CHUNK * 3
 
@@ -19,16 +19,23 @@ def first_checkpoint(path: Path) -> None:
     store.close()
 
 
-def test_a_crash_between_commit_and_apply_is_finished_on_open(tmp_path: Path) -> None:
-    path = tmp_path / "db"
-    first_checkpoint(path)
-    store = TaskStore(path, sync=False)
+def second_checkpoint(store: TaskStore, *, delete_first: bool) -> CheckpointWrite:
+    """Checkpoint 2, sealed but not written: every key becomes b"new" (k00000 deleted, if asked)."""
     write = store.checkpoint_write(2)
     writer = write.writer("ns")
     for i in range(N):
         writer.put(b"k%05d" % i, b"new")
-    writer.delete(b"k00000")
+    if delete_first:
+        writer.delete(b"k00000")
     write.seal({"id": 2})
+    return write
+
+
+def test_a_crash_between_commit_and_apply_is_finished_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    first_checkpoint(path)
+    store = TaskStore(path, sync=False)
+    write = second_checkpoint(store, delete_first=True)
     steps = 0
     while store.load_checkpoint()["id"] != 2:  # journal, then commit (one chunk per zero-budget step)
         assert not write.step(0.0)
@@ -49,11 +56,7 @@ def test_a_crash_while_journaling_leaves_the_previous_checkpoint(tmp_path: Path)
     path = tmp_path / "db"
     first_checkpoint(path)
     store = TaskStore(path, sync=False)
-    write = store.checkpoint_write(2)
-    writer = write.writer("ns")
-    for i in range(N):
-        writer.put(b"k%05d" % i, b"new")
-    write.seal({"id": 2})
+    write = second_checkpoint(store, delete_first=False)
     assert not write.step(0.0)  # one journal chunk written, no commit record
     store.close()
 
