@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -76,7 +76,24 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.restore_records = Counter(
+            "streamcore_restore_records",
+            "State changelog records replayed when a partition was gained.",
+            ["stream"],
+            registry=r,
+        )
+        self.restore = Histogram(
+            "streamcore_restore_duration_seconds",
+            "Time to restore a gained partition's state (local checkpoint plus changelog tail).",
+            ["stream"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+            registry=r,
+        )
         r.register(_EngineCollector(runner))
+
+    def observe_restore(self, stream: str, records: int, seconds: float) -> None:
+        self.restore_records.labels(stream).inc(records)
+        self.restore.labels(stream).observe(seconds)
 
     def watch_models(self, models: Sequence[Model]) -> None:
         for model in models:
@@ -133,7 +150,14 @@ class _EngineCollector(Collector):
         size = GaugeMetricFamily(
             "streamcore_checkpoint_size_bytes", "Bytes written by the last checkpoint.", labels=["stream"]
         )
+        consumer_lag = GaugeMetricFamily(
+            "streamcore_consumer_lag_records",
+            "Kafka: records of a partition not processed yet.",
+            labels=["stream", "partition"],
+        )
         for task in status.tasks:
+            for partition, n in task.consumer_lag.items():
+                consumer_lag.add_metric([task.name, str(partition)], n)
             c = task.counters
             for partition, n in sorted(c.records_in_by_partition.items()):
                 records_in.add_metric([task.name, str(partition)], n)
@@ -149,6 +173,7 @@ class _EngineCollector(Collector):
             entries.add_metric([task.name], task.state_entries)
             size.add_metric([task.name], c.last_checkpoint_bytes)
         yield from (records_in, out, late, filtered, dead, checkpoints, backpressure, lag, entries, size)
+        yield consumer_lag
 
         scores = CounterMetricFamily("streamcore_model_scores", "Scorings.", labels=["model"])
         fallbacks = CounterMetricFamily(

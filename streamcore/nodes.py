@@ -6,6 +6,7 @@ pipeline returned, so `LATE` and `FILTERED` travel back to the task's hot loop.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -14,7 +15,7 @@ import orjson
 from .decoding import describe_type
 from .errors import SchemaError
 from .models import Model
-from .online import EntityStore, OnlineState
+from .online import OnlineState
 from .operator import FILTERED, Emit
 from .transport import Sink
 
@@ -29,20 +30,23 @@ class Counting(Protocol):
 
 
 class CallbackSink:
-    """Collects output values and hands them to a user function once per flush."""
+    """Collects output values and hands them to a user function once per flush.
 
-    def __init__(self, fn: Callable[[list[Any]], None], label: str) -> None:
+    The function may be async: the stream then waits for it, and while it is slow the
+    source is paused (backpressure), with the event loop free for heartbeats and reads.
+    """
+
+    def __init__(self, fn: Callable[[list[Any]], Any], label: str) -> None:
         self.fn = fn
         self.topic = label
         self.values: list[Any] = []
 
     async def flush(self) -> None:
-        self.flush_now()
-
-    def flush_now(self) -> None:
         if self.values:
             values, self.values = self.values, []
-            self.fn(values)
+            result = self.fn(values)
+            if inspect.isawaitable(result):
+                await result
 
 
 def key_bytes(key: Any) -> bytes | None:
@@ -105,14 +109,11 @@ def admit(check: Callable[[int], None], nxt: Emit) -> Emit:
 
 def score(model: Model, online: OnlineState, into: str, features_into: str | None, nxt: Emit) -> Emit:
     """Score the event's entity from its current features; the event gets the score in `into`."""
-    store: EntityStore | None = None
     fallback_field = f"{into}_fallback"
     needed = frozenset(model.features)
 
     def score_node(key: Any, value: Any, ts: int) -> Any:
-        nonlocal store
-        if store is None:
-            store = online.views[model.view]
+        store = online.store_for(model.view, key)
         record = store.record_as_of(key, None)
         features = store.reader.compute(None if record is None else record[0], store.reader.reference(), needed)
         inputs = model.inputs(features)

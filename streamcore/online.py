@@ -40,6 +40,13 @@ class SnapshotExpired(StreamcoreError, KeyError):
         return str(self.args[0])
 
 
+class NotOwned(StreamcoreError, KeyError):
+    """The entity's partition is not assigned to this worker (another worker owns it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not owned here"
+
+
 class UnknownView(StreamcoreError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
@@ -235,18 +242,77 @@ class OnlineState:
     records by an earlier run never look like ones of this run."""
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
     views: dict[str, EntityStore] = field(default_factory=dict)
+    """One store per view, for what all its stores share (stream, reader); reads use `store_for`."""
+    locate: Callable[[str, str], int] | None = None
+    """(view, entity) -> the partition that keeps it, when views are split by partition (Kafka)."""
+    _partitioned: dict[str, dict[int, EntityStore]] = field(default_factory=dict)
     copied_bytes: int = 0
     expired_by_memory: int = 0
     _publishes: deque[_Publish] = field(default_factory=lambda: deque(maxlen=200_000))
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
     # -- registration (when tasks are built) -------------------------------------------------
-    def register(self, view: str, keyed: KeyedState, stream: StreamInfo, reader: FeatureReader) -> EntityStore:
-        if view in self.views:
-            raise ValueError(f"feature view {view!r} is registered twice")
+    def register(
+        self, view: str, keyed: KeyedState, stream: StreamInfo, reader: FeatureReader, partition: int | None = None
+    ) -> EntityStore:
+        """The store of `view` (of one `partition` of it, when each partition has its own task)."""
         store = EntityStore(self, view, keyed, stream, reader)
-        self.views[view] = store
+        if partition is None:
+            if view in self.views:
+                raise ValueError(f"feature view {view!r} is registered twice")
+        else:
+            stores = self._partitioned.setdefault(view, {})
+            if partition in stores:
+                raise ValueError(f"feature view {view!r}, partition {partition}, is registered twice")
+            stores[partition] = store
+        self.views.setdefault(view, store)
         return store
+
+    def unregister(self, stream: StreamInfo) -> None:
+        """A partition moved to another worker: the stores its task kept are no longer read here."""
+        for view, stores in self._partitioned.items():
+            for partition, store in list(stores.items()):
+                if store.stream is stream:
+                    del stores[partition]
+                    if self.views.get(view) is store:
+                        if stores:
+                            self.views[view] = next(iter(stores.values()))
+                        else:
+                            del self.views[view]
+
+    def views_of(self, stream: StreamInfo) -> list[str]:
+        """The names of the views a stream keeps (here)."""
+        return [store.view for store in self._stores() if store.stream is stream]
+
+    def store_for(self, view: str, entity: str) -> EntityStore:
+        """The store that keeps `entity` in `view`."""
+        stores = self._partitioned.get(view)
+        if stores is None:
+            store = self.views.get(view)
+            if store is None:
+                raise UnknownView(f"no feature view {view!r}; known: {sorted(self.views)}")
+            return store
+        if self.locate is None:
+            raise UnknownView(f"feature view {view!r} is split by partition, but no partitioner is set")
+        partition = self.locate(view, entity)
+        store = stores.get(partition)
+        if store is None:
+            raise NotOwned(f"entity {entity!r} of view {view!r} is in partition {partition}, not assigned here")
+        return store
+
+    def _stores(self) -> Iterator[EntityStore]:
+        for view, store in self.views.items():
+            stores = self._partitioned.get(view)
+            if stores is None:
+                yield store
+            else:
+                yield from stores.values()
+
+    def _positions(self) -> dict[str, dict[int, int]]:
+        positions: dict[str, dict[int, int]] = {}
+        for store in self._stores():
+            positions.setdefault(store.stream.name, {}).update(store.stream.positions())
+        return positions
 
     # -- epochs --------------------------------------------------------------------------------
     def publish(self) -> float:
@@ -280,10 +346,10 @@ class OnlineState:
             epoch=self.epoch,
             created_ms=int(now),
             expires_ms=int(now + ttl),
-            positions={store.stream.name: store.stream.positions() for store in self.views.values()},
+            positions=self._positions(),
         )
         self.snapshots[snapshot.id] = snapshot
-        for store in self.views.values():
+        for store in self._stores():
             store.pinned(snapshot.epoch)
         return snapshot
 
@@ -312,15 +378,13 @@ class OnlineState:
     def _drop(self, snapshot_id: str) -> None:
         self.snapshots.pop(snapshot_id, None)
         live = [s.epoch for s in self.snapshots.values()]
-        for store in self.views.values():
+        for store in self._stores():
             self.copied_bytes -= store.forget(live)
 
     # -- reads -------------------------------------------------------------------------------
     def read(self, view: str, entity: str, snapshot_id: str | None = None) -> EntityRead:
         """All features of `entity` in `view`, now or as of a pinned snapshot."""
-        store = self.views.get(view)
-        if store is None:
-            raise UnknownView(f"no feature view {view!r}; known: {sorted(self.views)}")
+        store = self.store_for(view, entity)
         snapshot = None if snapshot_id is None else self.snapshot(snapshot_id)
         epoch = None if snapshot is None else snapshot.epoch
         record = store.record_as_of(entity, epoch)
@@ -335,7 +399,7 @@ class OnlineState:
             freshness = None if readable is None else max(0.0, readable - arrival)
             age = max(0.0, now - arrival)
         features = {name: FeatureValue(value, freshness, age) for name, value in values.items()}
-        positions = store.stream.positions() if snapshot is None else snapshot.positions[store.stream.name]
+        positions = store.stream.positions() if snapshot is None else snapshot.positions.get(store.stream.name, {})
         watermark = store.stream.watermark()
         lag = None if watermark in (float("inf"), float("-inf")) else max(0.0, self.clock_ms() - watermark)
         return EntityRead(

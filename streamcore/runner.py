@@ -30,6 +30,7 @@ from .clock import Clock, SystemClock
 from .embedded import EmbeddedBroker
 from .errors import ConfigError
 from .gc_pacer import GcPacer
+from .kafka import KafkaBroker, KafkaChangelog, KafkaGroup, KafkaPartitionSource, KafkaSettings, kafka_partition
 from .log import EmbeddedLog
 from .metrics import Metrics
 from .nodes import CallbackSink
@@ -40,8 +41,10 @@ from .settings import RunSettings
 from .state import TaskStore
 from .stream import FunctionSink, Pipeline
 from .task import Task, TaskCheckpoint, TaskCounters
-from .transport import Broker, Control, Sink, Source
+from .transport import Broker, Control, Sink, Source, TopicSpec
 
+PAUSE_AFTER_S = 0.05
+"""A sink flush that takes longer than this pauses the task's source partitions until it is done."""
 YIELD_EVERY_S = 0.005
 """Longest stretch of back-to-back batch processing before the loop flushes and yields."""
 MIN_BATCH_RECORDS = 16
@@ -70,6 +73,8 @@ class TaskStatus:
     watermark: float
     state_entries: int
     positions: dict[int, int]
+    consumer_lag: dict[int, int] = field(default_factory=dict)
+    """Kafka: records in the partition not yet processed (high watermark minus position)."""
 
 
 @dataclass(slots=True)
@@ -86,19 +91,33 @@ class RunStatus:
         return sum(t.counters.records_in for t in self.tasks)
 
 
-def broker_from_settings(settings: RunSettings) -> Broker:
+def broker_from_settings(settings: RunSettings) -> Broker | KafkaBroker:
     if settings.broker.startswith("embedded:"):
         return EmbeddedBroker(EmbeddedLog(settings.embedded_log_dir, fsync=settings.fsync))  # type: ignore[arg-type]
-    raise ConfigError("broker", f"{settings.broker!r}: only the embedded log is available in this build")
+    return KafkaBroker(KafkaSettings.from_url(settings.broker))
 
 
 class _TaskRun:
     """A task with its source and sinks, and what the runner tracks about it."""
 
-    def __init__(self, task: Task, source: Source, sinks: list[Sink | CallbackSink], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        task: Task,
+        source: Source,
+        sinks: list[Sink | CallbackSink],
+        metrics: Metrics,
+        changelog: KafkaChangelog | None = None,
+    ) -> None:
         self.task = task
         self.source = source
         self.sinks = sinks
+        self.changelog = changelog
+        """Where the task's state is replicated (Kafka workers): a checkpoint counts once it is there."""
+        self.lock = asyncio.Lock()
+        """Held while the task works (not while it waits for records), so a rebalance can take it over."""
+        self.retired = False
+        """The partition was revoked or the worker stops: the task no longer processes."""
+        self.drive: asyncio.Task[None] | None = None
         self.caught_up = False
         """The source had nothing left at least once: the task has caught up (readiness)."""
         self.unpublished: list[RecordBatch] = []
@@ -120,9 +139,22 @@ class _TaskRun:
         return seconds
 
     async def flush(self) -> None:
+        """Make the outputs durable. While they are stuck, the source stops prefetching (backpressure)."""
         started = time.perf_counter()
         for sink in self.sinks:
-            await sink.flush()
+            flushing = asyncio.ensure_future(sink.flush())
+            done, _ = await asyncio.wait([flushing], timeout=PAUSE_AFTER_S)
+            if not done:
+                pause = getattr(self.source, "pause", None)
+                if pause is not None:
+                    pause()
+                try:
+                    await flushing
+                finally:
+                    resume = getattr(self.source, "resume", None)
+                    if resume is not None:
+                        resume()
+            flushing.result()
         self.task.counters.backpressure_s += time.perf_counter() - started
 
     async def checkpoint(self) -> None:
@@ -149,6 +181,10 @@ class _TaskRun:
         if checkpoint.step(budget_s):
             checkpoint.commit()
             self.checkpointing = None
+            if self.changelog is not None:  # other workers can restore this checkpoint only now
+                offset = await self.changelog.flush()
+                if offset >= 0:
+                    self.task.store.set_changelog_mark(self.task.checkpoint_id, offset)
             await self.source.commit(checkpoint.positions)
             self._checkpoint_seconds.observe(time.perf_counter() - self._checkpoint_started)
         self.task.counters.backpressure_s += time.perf_counter() - started
@@ -191,6 +227,10 @@ class Runner:
         self.server: Server | None = None
         self.metrics.watch_models(list(app.models.values()))
         self._stop = asyncio.Event()
+        self._group: KafkaGroup | None = None
+        self._group_errors: list[BaseException] = []
+        self._view_partitions: dict[str, int] = {}
+        """Kafka: feature view -> partitions of its stream's topic (to find an entity's partition)."""
         self._started = 0.0
         self._stopped_by = ""
 
@@ -205,11 +245,12 @@ class Runner:
             processing_time_ms=self.clock.now_ms(),
             tasks=[
                 TaskStatus(
-                    r.task.pipeline.name,
+                    f"{r.task.pipeline.name}/p{r.task.partitions[0]}" if r.changelog else r.task.pipeline.name,
                     r.task.counters,
                     r.task.watermark,
                     r.task.state_entries(),
                     dict(r.task.positions),
+                    r.source.lag(r.task.positions) if isinstance(r.source, KafkaPartitionSource) else {},
                 )
                 for r in self._runs
             ],
@@ -223,6 +264,8 @@ class Runner:
     async def run(self) -> RunStatus:
         self._started = time.monotonic()
         broker = self.broker or broker_from_settings(self.settings)
+        if isinstance(broker, KafkaBroker):
+            return await self._run_group(broker)
         for spec in self.app.topics:
             broker.ensure_topic(spec)
         crashed = False
@@ -265,8 +308,132 @@ class Runner:
             self.progress(status)
         return status
 
-    async def _open(self, pipeline: Pipeline, broker: Broker) -> _TaskRun:
-        source = broker.source(pipeline.source, until_end=self.settings.until_end)
+    # -- Kafka: a worker in the app's consumer group, one task per assigned partition --------------
+    async def _run_group(self, broker: KafkaBroker) -> RunStatus:
+        """Join the group; open a task for each partition gained, retire it when it is revoked.
+
+        A gained partition's state is restored before it processes anything: from the local
+        RocksDB when it holds a checkpoint the changelog has, then the changelog's tail, or
+        else from the whole changelog (`_restore`).
+        """
+        if self.settings.until_end:
+            raise ConfigError("until_end", "a Kafka worker runs until stopped; replay a range with the embedded log")
+        await broker.start()
+        group = None
+        try:
+            internal = {self.app.dead_letter_topic.name, self.app.late_topic.name}
+            sources = {pipeline.source for pipeline in self.app.pipelines}
+            for spec in sorted(self.app.topics, key=lambda t: (t.name not in sources, t.name)):  # inputs first
+                await broker.ensure_topic(spec, internal=spec.name in internal)
+            for pipeline in self.app.pipelines:
+                await broker.ensure_topic(
+                    TopicSpec(self._changelog_topic(pipeline), broker.partitions(pipeline.source)),
+                    internal=True,
+                    compacted=True,
+                )
+            self.online.locate = lambda view, entity: kafka_partition(entity.encode(), self._view_partitions[view])
+            if self.settings.http:
+                server = Server(self, *self.settings.http_address)
+                await server.start()
+                self.server = server
+            topics = sorted({pipeline.source for pipeline in self.app.pipelines})
+            group = broker.group(
+                topics,
+                broker.settings.group_id or self.app.name,
+                lambda tps: self._assigned(broker, tps),
+                self._revoked,
+            )
+            self._group = group
+            self._gc.start()
+            await group.start()
+            with self._signals():
+                while not self._stop.is_set() and not self._group_errors:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), 0.2)
+            await self._revoked([(r.source.topic, r.task.partitions[0]) for r in self._runs])
+        finally:
+            self._gc.stop()
+            if group is not None:
+                await group.close()
+            for r in self._runs:  # only after an error: retired tasks are gone
+                await r.source.close()
+                r.task.store.close()
+            if self.server is not None:
+                await self.server.stop()
+            await broker.close()
+        if self._group_errors:
+            raise self._group_errors[0]
+        return self.status()
+
+    def _changelog_topic(self, pipeline: Pipeline) -> str:
+        return f"{self.app.name}-{pipeline.name}-changelog"
+
+    async def _assigned(self, broker: KafkaBroker, tps: list[tuple[str, int]]) -> None:
+        assert self._group is not None
+        for topic, partition in tps:
+            for pipeline in self.app.pipelines:
+                if pipeline.source != topic:
+                    continue
+                started = time.perf_counter()
+                changelog = broker.changelog(self._changelog_topic(pipeline), partition)
+                store = TaskStore(
+                    Path(self.settings.state_dir) / self.app.name / pipeline.name / f"p{partition}",
+                    sync=self.settings.fsync == "always",
+                )
+                replayed = await _restore(store, changelog)
+                run = await self._open(
+                    pipeline, broker, self._group.source(topic, partition), store=store, changelog=changelog
+                )
+                seconds = time.perf_counter() - started
+                self.metrics.observe_restore(pipeline.name, replayed, seconds)
+                log.info(
+                    "partition %s/%d: state restored (%d changelog records in %.3f s), resuming at %s",
+                    topic,
+                    partition,
+                    replayed,
+                    seconds,
+                    run.task.positions,
+                )
+                for view in self.online.views_of(run.task.stream):
+                    self._view_partitions[view] = broker.partitions(topic)
+                self._runs.append(run)
+                drive = asyncio.create_task(self._drive(run), name=f"{pipeline.name}/p{partition}")
+                drive.add_done_callback(self._drive_done)
+                run.drive = drive
+
+    def _drive_done(self, drive: asyncio.Task[None]) -> None:
+        if not drive.cancelled() and drive.exception() is not None:
+            self._group_errors.append(drive.exception())  # type: ignore[arg-type]
+            self._stop.set()
+
+    async def _revoked(self, tps: list[tuple[str, int]]) -> None:
+        """Checkpoint each task of a revoked partition (state, changelog, offsets), then close it."""
+        lost = set(tps)
+        for run in [r for r in self._runs if (r.source.topic, r.task.partitions[0]) in lost]:
+            run.retired = True
+            async with run.lock:  # the task is between stretches: nothing half done
+                self._publish()
+                await run.checkpoint()
+            if run.drive is not None:
+                run.drive.cancel()
+            self.online.unregister(run.task.stream)
+            self._runs.remove(run)
+            await run.source.close()
+            run.task.store.close()
+            log.info("partition %s/%d: checkpointed and released", run.source.topic, run.task.partitions[0])
+
+    async def _open(
+        self,
+        pipeline: Pipeline,
+        broker: Broker | KafkaBroker,
+        source: Source | None = None,
+        *,
+        store: TaskStore | None = None,
+        changelog: KafkaChangelog | None = None,
+    ) -> _TaskRun:
+        if source is None:
+            assert not isinstance(broker, KafkaBroker)
+            source = broker.source(pipeline.source, until_end=self.settings.until_end)
         sink: Sink | CallbackSink
         if isinstance(pipeline.sink, FunctionSink):
             sink = CallbackSink(pipeline.sink.fn, pipeline.sink.label)
@@ -274,9 +441,10 @@ class Runner:
             sink = broker.sink(pipeline.sink.topic)
         dead_letters = broker.sink(self.app.dead_letter_topic.name)
         late = broker.sink(self.app.late_topic.name)
-        store = TaskStore(
-            Path(self.settings.state_dir) / self.app.name / pipeline.name, sync=self.settings.fsync == "always"
-        )
+        if store is None:
+            store = TaskStore(
+                Path(self.settings.state_dir) / self.app.name / pipeline.name, sync=self.settings.fsync == "always"
+            )
         task = Task(
             pipeline,
             app_name=self.app.name,
@@ -289,6 +457,7 @@ class Runner:
             clock=self.clock,
             online=self.online,
             models=self.app.models,
+            split_views=changelog is not None,
         )
         try:
             positions = task.restore()
@@ -296,7 +465,7 @@ class Runner:
             store.close()
             raise
         await source.start(positions)
-        return _TaskRun(task, source, [sink, dead_letters, late], self.metrics)
+        return _TaskRun(task, source, [sink, dead_letters, late], self.metrics, changelog)
 
     async def _drive(self, run: _TaskRun) -> None:
         """Fetch and process batches; publish, flush, checkpoint and yield at most every `YIELD_EVERY_S`.
@@ -318,51 +487,60 @@ class Runner:
         idle_wait = IDLE_WAIT_MIN_S
         limit = min(max_records, FIRST_BATCH_RECORDS)  # then sized so one batch takes at most YIELD_EVERY_S
         seconds_per_record = 0.0
-        while not self._stop.is_set():
+        while not (self._stop.is_set() or run.retired):
             item = await source.fetch(limit)
-            if item is Control.END_OF_INPUT:
-                await run.finish_checkpoint()
-                task.finish()
-                self._publish()
-                await run.checkpoint()
-                if all(r.task.ended for r in self._runs):
-                    self.stop("end_of_input")
-                return
-            if item is Control.CHECKPOINT:
-                self._publish()
-                await run.checkpoint()
-                next_checkpoint = time.monotonic() + interval_s
-                continue
-            if item is Control.CRASH:
-                raise SimulatedCrash(task.pipeline.name)
-            if item is not None:
-                seconds = run.process(item, self.clock.now_ms())
-                per_record = seconds / max(1, len(item))
-                seconds_per_record = (
-                    per_record if not seconds_per_record else 0.8 * seconds_per_record + 0.2 * per_record
-                )
-                limit = max(MIN_BATCH_RECORDS, min(max_records, int(YIELD_EVERY_S / max(seconds_per_record, 1e-9))))
-                idle_wait = IDLE_WAIT_MIN_S
-            else:
-                run.caught_up = True
-            now = time.monotonic()
-            if item is None or now >= next_yield:
-                self._publish()  # what was applied so far becomes readable
-                if run.checkpointing is None and now >= next_checkpoint:
-                    await run.start_checkpoint()
-                    next_checkpoint = now + interval_s
-                elif run.checkpointing is None:
-                    await run.flush()
-                if run.checkpointing is not None:
-                    await run.step_checkpoint(CHECKPOINT_STEP_S)
-                if item is None:
-                    await source.wait(idle_wait)
-                    idle_wait = min(idle_wait * 2, IDLE_WAIT_MAX_S)
+            pause = None  # how the loop lets others run after this stretch: "wait" or "yield"
+            async with run.lock:
+                if run.retired:
+                    return
+                if item is Control.END_OF_INPUT:
+                    await run.finish_checkpoint()
+                    task.finish()
+                    self._publish()
+                    await run.checkpoint()
+                    if all(r.task.ended for r in self._runs):
+                        self.stop("end_of_input")
+                    return
+                if item is Control.CHECKPOINT:
+                    self._publish()
+                    await run.checkpoint()
+                    next_checkpoint = time.monotonic() + interval_s
+                    continue
+                if item is Control.CRASH:
+                    raise SimulatedCrash(task.pipeline.name)
+                if item is not None:
+                    seconds = run.process(item, self.clock.now_ms())
+                    per_record = seconds / max(1, len(item))
+                    seconds_per_record = (
+                        per_record if not seconds_per_record else 0.8 * seconds_per_record + 0.2 * per_record
+                    )
+                    limit = max(MIN_BATCH_RECORDS, min(max_records, int(YIELD_EVERY_S / max(seconds_per_record, 1e-9))))
+                    idle_wait = IDLE_WAIT_MIN_S
                 else:
-                    await asyncio.sleep(0)
+                    run.caught_up = True
+                now = time.monotonic()
+                if item is None or now >= next_yield:
+                    self._publish()  # what was applied so far becomes readable
+                    if run.checkpointing is None and now >= next_checkpoint:
+                        await run.start_checkpoint()
+                        next_checkpoint = now + interval_s
+                    elif run.checkpointing is None:
+                        await run.flush()
+                    if run.checkpointing is not None:
+                        await run.step_checkpoint(CHECKPOINT_STEP_S)
+                    pause = "wait" if item is None else "yield"
+            if pause == "wait":
+                await source.wait(idle_wait)
+                idle_wait = min(idle_wait * 2, IDLE_WAIT_MAX_S)
+            elif pause == "yield":
+                await asyncio.sleep(0)
+            if pause is not None:
                 next_yield = time.monotonic() + YIELD_EVERY_S
-        self._publish()
-        await run.checkpoint()
+        async with run.lock:  # a rebalance may be retiring the task at the same moment: one of them does it
+            if not run.retired:
+                run.retired = True
+                self._publish()
+                await run.checkpoint()
 
     def on_publish(self, listener: PublishListener) -> None:
         """Call ``listener(published_ms, view_names, batches)`` each time applied events become readable.
@@ -378,7 +556,7 @@ class Runner:
         self._gc.tick()
         for run in self._runs:
             if run.unpublished:
-                views = [name for name, store in self.online.views.items() if store.stream is run.task.stream]
+                views = self.online.views_of(run.task.stream)
                 for listener in self._publish_listeners:
                     try:
                         listener(published, views, run.unpublished)
@@ -418,3 +596,23 @@ class Runner:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+async def _restore(store: TaskStore, changelog: KafkaChangelog) -> int:
+    """Bring a partition's store up to the changelog; return the changelog records replayed.
+
+    The local copy is kept when its checkpoint is the one the changelog is known to hold
+    (then only the tail is read); otherwise it may hold a checkpoint that never reached
+    the changelog, and is rebuilt from all of it.
+    """
+    mark = store.changelog_mark()
+    meta = store.load_checkpoint()
+    start = None
+    if mark is not None and meta is not None and meta["id"] == mark[0]:
+        start = mark[1]
+    else:
+        store.clear()
+    replayed = await changelog.read(start, store.replay)
+    store.changelog = changelog
+    store.recover()  # a checkpoint cut off halfway is dropped, a committed one finished
+    return replayed

@@ -6,6 +6,7 @@ move, be copied or be dropped on its own. Keys:
     b"o\\0" + namespace + b"\\0" + key        operator state (namespace = ``name@vN``)
     b"m\\0checkpoint"                        the checkpoint record (positions, watermarks, ...)
     b"j\\0" + id (8 bytes) + live key       a checkpoint's journal (b"" = delete the key)
+    b"l\\0changelog"                         how far the changelog is known to hold this store (Kafka)
 
 Nothing is written between checkpoints: operators keep changes in memory. A checkpoint
 (`CheckpointWrite`) is written so that no single step holds the worker for long, and
@@ -20,15 +21,21 @@ still all or nothing:
 
 A killed process therefore leaves the last committed checkpoint: on opening, `recover`
 finishes applying a committed journal (applying twice is harmless) and drops any other.
+
+With a `Changelog` (Kafka workers), every write is also handed to it, in order, after it
+is written locally. Any prefix of that sequence, replayed into an empty store and
+recovered, is a committed checkpoint: this is how state follows a partition to another
+worker. Journal ids carry random bytes, so journals of two owners never mix.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import orjson
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
@@ -38,6 +45,7 @@ from .operator import StateWriter
 
 _META_KEY = b"m\x00checkpoint"
 _JOURNAL = b"j\x00"
+_CHANGELOG_MARK_KEY = b"l\x00changelog"  # local only: never replicated
 _DELETE = b""  # in a journal: delete the key (state values are never empty)
 WRITE_CHUNK = 512
 """Entries per RocksDB write while a checkpoint is journaled and applied (about a ms each)."""
@@ -74,7 +82,7 @@ class CheckpointWrite:
 
     def __init__(self, store: TaskStore, checkpoint_id: int) -> None:
         self._store = store
-        self._journal = _JOURNAL + checkpoint_id.to_bytes(8, "big")
+        self._journal = _JOURNAL + (checkpoint_id & 0xFFFFFFFF).to_bytes(4, "big") + os.urandom(4)
         self._entries: dict[bytes, bytes] = {}  # fixed once sealed
         self._writers: list[_ListWriter] = []
         self._meta: bytes | None = None
@@ -108,19 +116,19 @@ class CheckpointWrite:
             if not chunk:
                 self._journaled = True
                 break
-            batch = WriteBatch(raw_mode=True)
+            batch = store.batch()
             for key, value in chunk:
                 batch.put(self._journal + key, value)
             store._write(batch, sync=False)
             if time.perf_counter() >= deadline:
                 return False
         if not self._committed:
-            batch = WriteBatch(raw_mode=True)
+            batch = store.batch()
             batch.put(_META_KEY, self._meta)
             store._write(batch, sync=store.sync)  # the journal before it is in the WAL, in order
             self._committed = True
         while chunk := list(islice(self._to_apply, WRITE_CHUNK)):
-            batch = WriteBatch(raw_mode=True)
+            batch = store.batch()
             for key, value in chunk:
                 _apply(batch, key, value)
                 batch.delete(self._journal + key)
@@ -137,7 +145,34 @@ class CheckpointWrite:
         return self.bytes
 
 
-def _apply(batch: WriteBatch, key: bytes, value: bytes) -> None:
+class Changelog(Protocol):
+    """Where a store's writes are replicated (see the module docstring)."""
+
+    def append(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        """One local write, as (key, value) pairs in order; None deletes the key."""
+
+
+class _Batch:
+    """A RocksDB write batch that also records its operations for the changelog."""
+
+    __slots__ = ("batch", "ops")
+
+    def __init__(self, replicated: bool) -> None:
+        self.batch = WriteBatch(raw_mode=True)
+        self.ops: list[tuple[bytes, bytes | None]] | None = [] if replicated else None
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.batch.put(key, value)
+        if self.ops is not None:
+            self.ops.append((key, value))
+
+    def delete(self, key: bytes) -> None:
+        self.batch.delete(key)
+        if self.ops is not None:
+            self.ops.append((key, None))
+
+
+def _apply(batch: _Batch, key: bytes, value: bytes) -> None:
     if value == _DELETE:
         batch.delete(key)
     else:
@@ -147,8 +182,9 @@ def _apply(batch: WriteBatch, key: bytes, value: bytes) -> None:
 class TaskStore:
     """The RocksDB database of one task."""
 
-    def __init__(self, path: Path, *, sync: bool = True) -> None:
+    def __init__(self, path: Path, *, sync: bool = True, changelog: Changelog | None = None) -> None:
         self.path = path
+        self.changelog = changelog
         path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
@@ -208,7 +244,7 @@ class TaskStore:
         committed = bytes.fromhex(meta["journal"]) if meta and "journal" in meta else None
         cut = len(_JOURNAL) + 8
         applied = 0
-        batch = WriteBatch(raw_mode=True)
+        batch = self.batch()
         for key, value in cast("Iterator[tuple[bytes, bytes]]", self._db.items(from_key=_JOURNAL)):
             if not key.startswith(_JOURNAL):
                 break
@@ -219,11 +255,46 @@ class TaskStore:
         self._write(batch, sync=True)
         return applied
 
-    def _write(self, batch: WriteBatch, *, sync: bool) -> None:
+    def batch(self) -> _Batch:
+        return _Batch(self.changelog is not None)
+
+    def _write(self, batch: _Batch, *, sync: bool) -> None:
         try:
-            self._db.write(batch, self._write_options[sync])
+            self._db.write(batch.batch, self._write_options[sync])
         except Exception as exc:
             raise StateError(f"checkpoint write to {self.path} failed: {exc}") from exc
+        if self.changelog is not None and batch.ops:
+            self.changelog.append(batch.ops)
+
+    # -- the changelog (Kafka workers) -----------------------------------------------------------
+    def replay(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        """Write records read back from the changelog (not replicated again); `recover` after."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in ops:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self._db.write(batch, self._write_options[False])
+
+    def clear(self) -> None:
+        """Drop everything (the local copy is not a prefix of the changelog: rebuild from it)."""
+        batch = WriteBatch(raw_mode=True)
+        for key in cast("Iterator[bytes]", self._db.keys()):
+            batch.delete(key)
+        self._db.write(batch, self._write_options[True])
+
+    def changelog_mark(self) -> tuple[int, int] | None:
+        """(checkpoint id, changelog offset after it) of the last checkpoint known replicated."""
+        raw = self._db.get(_CHANGELOG_MARK_KEY)
+        if raw is None:
+            return None
+        mark = orjson.loads(raw)
+        return int(mark["checkpoint"]), int(mark["offset"])
+
+    def set_changelog_mark(self, checkpoint_id: int, offset: int) -> None:
+        """Note that the changelog holds everything up to this checkpoint (local only)."""
+        self._db.put(_CHANGELOG_MARK_KEY, orjson.dumps({"checkpoint": checkpoint_id, "offset": offset}))
 
     def close(self) -> None:
         """Release the database. Writes nothing: what is not checkpointed is not on disk."""

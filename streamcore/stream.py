@@ -176,8 +176,11 @@ class Stream:
         name = topic if isinstance(topic, str) else topic.name
         return self._app._register(self._pipeline(TopicSink(name)))
 
-    def sink(self, fn: Callable[[list[Any]], None], *, label: str | None = None) -> Pipeline:
-        """Send the output to a Python function, called with the values of each batch."""
+    def sink(self, fn: Callable[[list[Any]], Any], *, label: str | None = None) -> Pipeline:
+        """Send the output to a Python function, called with the values of each batch.
+
+        An async function is awaited: a slow one holds the stream back (and pauses its source).
+        """
         _callable("sink", fn)
         return self._app._register(self._pipeline(FunctionSink(fn, label or str(getattr(fn, "__name__", "sink")))))
 

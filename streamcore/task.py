@@ -107,7 +107,9 @@ class _Context:
     def entity_store(self, view: str, reader: FeatureReader, *, capacity: int = 100_000) -> EntityStore:
         task = self._task
         task.tracks_arrivals = True
-        return task.online.register(view, self.keyed_state(f"view:{view}", capacity=capacity), task.stream, reader)
+        partition = task.partitions[0] if task.split_views else None
+        keyed = self.keyed_state(f"view:{view}", capacity=capacity)
+        return task.online.register(view, keyed, task.stream, reader, partition)
 
 
 class TaskStream:
@@ -150,8 +152,12 @@ class Task:
         clock: Clock,
         online: OnlineState | None = None,
         models: Mapping[str, Model] | None = None,
+        split_views: bool = False,
     ) -> None:
+        """`split_views`: this task is one partition of its stream (Kafka), and its feature
+        views hold that partition's entities only."""
         self.pipeline = pipeline
+        self.split_views = split_views
         self.app_name = app_name
         self.app_version = app_version
         self.partitions = partitions

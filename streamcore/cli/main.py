@@ -1,6 +1,7 @@
 """``streamcore``: run apps, the demo, and tools for the embedded log and dead letters.
 
 streamcore run APP [--until-end]     run an app file or module
+streamcore worker APP --broker kafka://HOST:PORT   one worker of the app's Kafka consumer group
 streamcore demo [fraud|payments]     a bundled demo on a generated live stream
 streamcore log topics|produce|tail   the embedded log
 streamcore dlq list|show|replay      dead-lettered records
@@ -11,10 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import sys
 from pathlib import Path
 
-from ..errors import StreamcoreError
+from ..errors import ConfigError, StreamcoreError
 from ..log import EmbeddedLog
 from ..runner import Runner
 from ..settings import RunSettings
@@ -36,10 +38,16 @@ def run_command(args: argparse.Namespace) -> int:
     settings = _settings(
         args,
         state_dir=args.state_dir,
-        until_end=args.until_end or None,
+        until_end=getattr(args, "until_end", False) or None,
         checkpoint_interval_ms=args.checkpoint_interval_ms,
         http=args.http,
     )
+    if args.command == "worker":
+        if not settings.broker.startswith("kafka://"):
+            raise ConfigError("broker", "a worker joins a Kafka group: pass --broker kafka://HOST:PORT")
+        # partitions gained and lost, restores and their rates: what an operator wants in the log
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
     progress = None if args.quiet else ProgressPrinter(sys.stderr)
     status = asyncio.run(Runner(app, settings, progress=progress, progress_interval_s=args.progress_every).run())
     return 0 if print_summary(status, sys.stderr) else 1
@@ -72,15 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", parents=[common], help="run an app file or module")
-    run.add_argument("app", help="path/to/app.py, package.module, or either with :attribute")
     run.add_argument("--until-end", action="store_true", help="stop once the sources are exhausted")
-    run.add_argument("--state-dir", type=Path, help="RocksDB state (default: $STREAMCORE_STATE_DIR)")
-    run.add_argument("--broker", help="embedded:<dir> (default) or kafka://host:port")
-    run.add_argument("--checkpoint-interval-ms", type=int, help="milliseconds between checkpoints")
-    run.add_argument("--http", metavar="HOST:PORT", help="serve features, scores, health and metrics here")
-    run.add_argument("--progress-every", type=float, default=2.0, help="seconds between progress lines")
-    run.add_argument("--quiet", action="store_true", help="no progress lines")
-    run.set_defaults(func=run_command)
+    worker = sub.add_parser(
+        "worker", help="run an app as one worker of its Kafka consumer group (state follows its partitions)"
+    )
+    for command in (run, worker):
+        command.add_argument("app", help="path/to/app.py, package.module, or either with :attribute")
+        command.add_argument("--state-dir", type=Path, help="RocksDB state (default: $STREAMCORE_STATE_DIR)")
+        command.add_argument("--broker", help="embedded:<dir> (default) or kafka://host:port ($STREAMCORE_BROKER)")
+        command.add_argument("--checkpoint-interval-ms", type=int, help="milliseconds between checkpoints")
+        command.add_argument("--http", metavar="HOST:PORT", help="serve features, scores, health and metrics here")
+        command.add_argument("--progress-every", type=float, default=2.0, help="seconds between progress lines")
+        command.add_argument("--quiet", action="store_true", help="no progress lines")
+        command.set_defaults(func=run_command)
 
     demo = sub.add_parser(
         "demo", help="run the bundled demo app over a generated stream (see demo --help)", add_help=False

