@@ -229,6 +229,7 @@ class Runner:
         self._stop = asyncio.Event()
         self._group: KafkaGroup | None = None
         self._group_errors: list[BaseException] = []
+        self._joined = False
         self._view_partitions: dict[str, int] = {}
         """Kafka: feature view -> partitions of its stream's topic (to find an entity's partition)."""
         self._started = 0.0
@@ -370,6 +371,7 @@ class Runner:
 
     async def _assigned(self, broker: KafkaBroker, tps: list[tuple[str, int]]) -> None:
         assert self._group is not None
+        self._joined = True
         for topic, partition in tps:
             for pipeline in self.app.pipelines:
                 if pipeline.source != topic:
@@ -571,8 +573,12 @@ class Runner:
 
     @property
     def ready(self) -> bool:
-        """Every stream has caught up with its source at least once since the start."""
-        return bool(self._runs) and all(run.caught_up for run in self._runs)
+        """Every stream has caught up with its source at least once since the start.
+
+        A Kafka worker is ready once it has joined its group and caught up on every
+        partition it got (none, when there are more workers than partitions).
+        """
+        return (bool(self._runs) or self._joined) and all(run.caught_up for run in self._runs)
 
     async def _report(self) -> None:
         assert self.progress is not None

@@ -11,7 +11,9 @@
 Handlers run between the engine's batches, which are bounded in time, so a request
 waits at most one batch stretch (a few ms) even under full ingest. Every error is JSON
 ``{"error": ...}`` with a 4xx status that says what was wrong: 400 for a malformed
-request, 404 for an unknown view or model, 410 for an expired snapshot.
+request, 404 for an unknown view or model, 410 for an expired snapshot, and 421 (on a
+Kafka worker) for an entity whose partition another worker owns: routing the request to
+that worker is not built yet; the error names the partition.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .online import SnapshotExpired, UnknownView
+from .online import NotOwned, SnapshotExpired, UnknownView
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -93,6 +95,8 @@ class Server:
         snapshot = request.query.get("snapshot")
         try:
             reads = [online.read(view, entity, snapshot).as_dict() for view in names]
+        except NotOwned as exc:
+            return _error(421, str(exc))
         except UnknownView as exc:
             return _error(404, str(exc))
         except SnapshotExpired as exc:
@@ -121,6 +125,8 @@ class Server:
             inputs = model.inputs(read.values(), overrides)
         except SnapshotExpired as exc:
             return _error(410, str(exc))
+        except NotOwned as exc:
+            return _error(421, str(exc))
         except KeyError as exc:
             return _error(400, str(exc.args[0]))
         result = await model.score_request(inputs)

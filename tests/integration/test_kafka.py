@@ -127,14 +127,20 @@ def _produce_slowly(kafka: str, name: str, events: list[dict[str, Any]], seconds
         time.sleep(seconds / chunks)
 
 
-def test_two_workers_one_killed_and_restarted_lose_and_double_count_nothing(kafka: str, tmp_path: Path) -> None:
+def _two_workers_halfway(kafka: str, tmp_path: Path) -> tuple[str, list[dict[str, Any]], list[Worker]]:
+    """Two workers of a new app, with the first half of the events fed to them over 3 s."""
     name = _app()
     _setup(kafka, name)
     events = window_events(keys=40, per_key=80)
     workers = [Worker(kafka, name, tmp_path / "w1"), Worker(kafka, name, tmp_path / "w2")]
+    time.sleep(3)
+    _produce_slowly(kafka, name, events[: len(events) // 2], 3)
+    return name, events, workers
+
+
+def test_two_workers_one_killed_and_restarted_lose_and_double_count_nothing(kafka: str, tmp_path: Path) -> None:
+    name, events, workers = _two_workers_halfway(kafka, tmp_path)
     try:
-        time.sleep(3)
-        _produce_slowly(kafka, name, events[: len(events) // 2], 3)
         workers[1].kill()  # SIGKILL mid-stream: its partitions go to w1, restored from the changelog
         _produce_slowly(kafka, name, events[len(events) // 2 :], 3)
         workers[1] = Worker(kafka, name, tmp_path / "w2")  # back, with its old local state
@@ -149,13 +155,8 @@ def test_two_workers_one_killed_and_restarted_lose_and_double_count_nothing(kafk
 
 
 def test_a_third_worker_joining_takes_partitions_and_results_stay_exact(kafka: str, tmp_path: Path) -> None:
-    name = _app()
-    _setup(kafka, name)
-    events = window_events(keys=40, per_key=80)
-    workers = [Worker(kafka, name, tmp_path / "w1"), Worker(kafka, name, tmp_path / "w2")]
+    name, events, workers = _two_workers_halfway(kafka, tmp_path)
     try:
-        time.sleep(3)
-        _produce_slowly(kafka, name, events[: len(events) // 2], 3)
         workers.append(Worker(kafka, name, tmp_path / "w3"))
         _produce_slowly(kafka, name, events[len(events) // 2 :], 4)
         run(produce(kafka, f"{name}-events", closing_events(events)))

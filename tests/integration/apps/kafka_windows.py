@@ -42,6 +42,7 @@ async def stalled_sink(values: list[Any]) -> None:
         await asyncio.sleep(0.05)
     await asyncio.to_thread(_append, values)
 
+
 if stall_file:
     windows.sink(stalled_sink, label="stalled")
 else:
