@@ -26,7 +26,6 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamcore.kafka import KafkaBroker, KafkaSettings
-from streamcore.runner import _restore
 from streamcore.state import TaskStore
 from streamcore.testing import tansu_broker
 from streamcore.transport import TopicSpec
@@ -72,7 +71,7 @@ async def measure(bootstrap: str, entries: int) -> dict[str, float]:
 
         target = TaskStore(root / "target", sync=False)
         started = time.perf_counter()
-        replayed = await _restore(target, broker.changelog(topic, 0))
+        replayed = await broker.changelog(topic, 0).restore(target)
         restore_s = time.perf_counter() - started
         assert sum(1 for _ in target.scan("op")) == entries, "the restored store must hold every entry"
         target.close()

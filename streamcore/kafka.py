@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,10 +30,12 @@ from aiokafka.partitioner import murmur2
 
 from .errors import ConfigError
 from .records import Headers, RecordBatch
+from .state import TaskStore
 from .transport import Control, TopicSpec
 
 log = logging.getLogger("streamcore.kafka")
 
+T = TypeVar("T")
 ENV_PREFIX = "STREAMCORE_KAFKA_"
 SEND_YIELD_EVERY = 512
 """Records handed to the producer between yields to the loop, so a large flush does not stall it."""
@@ -91,6 +93,14 @@ class KafkaSettings:
     @property
     def url(self) -> str:
         return f"kafka://{self.bootstrap_servers}"
+
+
+async def _yielding(items: list[T]) -> AsyncIterator[T]:
+    """The items in order, yielding to the loop every `SEND_YIELD_EVERY`, so a large send does not stall it."""
+    for i, item in enumerate(items):
+        yield item
+        if i % SEND_YIELD_EVERY == SEND_YIELD_EVERY - 1:
+            await asyncio.sleep(0)
 
 
 def kafka_partition(key: bytes, partitions: int) -> int:
@@ -208,12 +218,10 @@ class KafkaSink:
         buffered, self._buffer = self._buffer, []
         producer = self.broker.producer
         delivered = []
-        for i, (key, value, timestamp, headers) in enumerate(buffered):
+        async for key, value, timestamp, headers in _yielding(buffered):
             delivered.append(
                 await producer.send(self.topic, value, key=key, timestamp_ms=timestamp, headers=list(headers) or None)
             )
-            if i % SEND_YIELD_EVERY == SEND_YIELD_EVERY - 1:
-                await asyncio.sleep(0)
         await asyncio.gather(*delivered)
 
 
@@ -370,16 +378,32 @@ class KafkaChangelog:
         """Send what was appended; return the offset after it (the next one)."""
         pending, self._pending = self._pending, []
         producer = self.broker.producer
-        last = None
-        for i, (key, value) in enumerate(pending):
-            last = await producer.send(self.topic, value, key=key, partition=self.partition)
-            if i % SEND_YIELD_EVERY == SEND_YIELD_EVERY - 1:
-                await asyncio.sleep(0)
-        if last is None:
+        delivered = []
+        async for key, value in _yielding(pending):
+            delivered.append(await producer.send(self.topic, value, key=key, partition=self.partition))
+        if not delivered:
             return -1
-        await producer.flush()
-        metadata = await last
-        return int(metadata.offset) + 1
+        metadata = await asyncio.gather(*delivered)  # every record, not just the last: a failure anywhere counts
+        return int(metadata[-1].offset) + 1
+
+    async def restore(self, store: TaskStore) -> int:
+        """Bring a partition's store up to this changelog; return the changelog records replayed.
+
+        The local copy is kept when its checkpoint is the one the changelog is known to
+        hold (then only the tail is read); otherwise it may hold a checkpoint that never
+        reached the changelog, and is rebuilt from all of it.
+        """
+        mark = store.changelog_mark()
+        meta = store.load_checkpoint()
+        start = None
+        if mark is not None and meta is not None and meta["id"] == mark[0]:
+            start = mark[1]
+        else:
+            store.clear()
+        replayed = await self.read(start, store.replay)
+        store.changelog = self
+        store.recover()  # a checkpoint cut off halfway is dropped, a committed one finished
+        return replayed
 
     async def read(
         self, start: int | None, apply: Callable[[list[tuple[bytes, bytes | None]]], None], chunk: int = 2000

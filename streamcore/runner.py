@@ -246,7 +246,7 @@ class Runner:
             processing_time_ms=self.clock.now_ms(),
             tasks=[
                 TaskStatus(
-                    f"{r.task.pipeline.name}/p{r.task.partitions[0]}" if r.changelog else r.task.pipeline.name,
+                    f"{r.task.pipeline.name}/p{r.task.partitions[0]}" if r.task.split_views else r.task.pipeline.name,
                     r.task.counters,
                     r.task.watermark,
                     r.task.state_entries(),
@@ -315,7 +315,7 @@ class Runner:
 
         A gained partition's state is restored before it processes anything: from the local
         RocksDB when it holds a checkpoint the changelog has, then the changelog's tail, or
-        else from the whole changelog (`_restore`).
+        else from the whole changelog (`KafkaChangelog.restore`).
         """
         if self.settings.until_end:
             raise ConfigError("until_end", "a Kafka worker runs until stopped; replay a range with the embedded log")
@@ -382,7 +382,7 @@ class Runner:
                     Path(self.settings.state_dir) / self.app.name / pipeline.name / f"p{partition}",
                     sync=self.settings.fsync == "always",
                 )
-                replayed = await _restore(store, changelog)
+                replayed = await changelog.restore(store)
                 run = await self._open(
                     pipeline, broker, self._group.source(topic, partition), store=store, changelog=changelog
                 )
@@ -412,10 +412,7 @@ class Runner:
         """Checkpoint each task of a revoked partition (state, changelog, offsets), then close it."""
         lost = set(tps)
         for run in [r for r in self._runs if (r.source.topic, r.task.partitions[0]) in lost]:
-            run.retired = True
-            async with run.lock:  # the task is between stretches: nothing half done
-                self._publish()
-                await run.checkpoint()
+            await self._retire(run)
             if run.drive is not None:
                 run.drive.cancel()
             self.online.unregister(run.task.stream)
@@ -538,7 +535,14 @@ class Runner:
                 await asyncio.sleep(0)
             if pause is not None:
                 next_yield = time.monotonic() + YIELD_EVERY_S
-        async with run.lock:  # a rebalance may be retiring the task at the same moment: one of them does it
+        await self._retire(run)
+
+    async def _retire(self, run: _TaskRun) -> None:
+        """The task's last checkpoint, taken once: by its drive on stop, or by a rebalance.
+
+        Under the task's lock, so it never falls inside a stretch the drive is working on.
+        """
+        async with run.lock:
             if not run.retired:
                 run.retired = True
                 self._publish()
@@ -602,23 +606,3 @@ class Runner:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-
-
-async def _restore(store: TaskStore, changelog: KafkaChangelog) -> int:
-    """Bring a partition's store up to the changelog; return the changelog records replayed.
-
-    The local copy is kept when its checkpoint is the one the changelog is known to hold
-    (then only the tail is read); otherwise it may hold a checkpoint that never reached
-    the changelog, and is rebuilt from all of it.
-    """
-    mark = store.changelog_mark()
-    meta = store.load_checkpoint()
-    start = None
-    if mark is not None and meta is not None and meta["id"] == mark[0]:
-        start = mark[1]
-    else:
-        store.clear()
-    replayed = await changelog.read(start, store.replay)
-    store.changelog = changelog
-    store.recover()  # a checkpoint cut off halfway is dropped, a committed one finished
-    return replayed
