@@ -151,6 +151,10 @@ class EmbeddedSink:
         buf[2].append(key)
         buf[3].append(headers)
 
+    @property
+    def pending(self) -> int:
+        return sum(len(buffer[0]) for buffer in self._buffers.values())
+
     async def flush(self) -> None:
         self.flush_now()
 

@@ -212,6 +212,10 @@ class KafkaSink:
     def add(self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = ()) -> None:
         self._buffer.append((key, value, timestamp, headers))
 
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
     async def flush(self) -> None:
         if not self._buffer:
             return

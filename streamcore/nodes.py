@@ -41,6 +41,10 @@ class CallbackSink:
         self.topic = label
         self.values: list[Any] = []
 
+    @property
+    def pending(self) -> int:
+        return len(self.values)
+
     async def flush(self) -> None:
         if self.values:
             values, self.values = self.values, []

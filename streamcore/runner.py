@@ -45,13 +45,18 @@ from .transport import Broker, Control, Sink, Source, TopicSpec
 
 PAUSE_AFTER_S = 0.05
 """A sink flush that takes longer than this pauses the task's source partitions until it is done."""
-YIELD_EVERY_S = 0.005
+YIELD_EVERY_S = 0.003
 """Longest stretch of back-to-back batch processing before the loop flushes and yields."""
 MIN_BATCH_RECORDS = 16
 FIRST_BATCH_RECORDS = 64
 """Batches shrink (down to this) when records are expensive, so one batch fits YIELD_EVERY_S."""
-CHECKPOINT_STEP_S = 0.002
-"""How long one checkpoint step may encode state before the stream goes on."""
+FLUSH_EVERY_S = 0.01
+"""Outputs are flushed at most this often (and before every checkpoint): their linger."""
+CHECKPOINT_STEP_S = 0.0015
+"""How long one checkpoint step may encode or write state before the stream goes on."""
+CHECKPOINT_SHARE = 0.2
+"""A checkpoint in steps uses at most this share of the time since it started, so that its
+bursts do not starve the stream and the requests (a 300 ms checkpoint spreads over 1.5 s)."""
 IDLE_WAIT_MIN_S = 0.0005
 IDLE_WAIT_MAX_S = 0.01
 """With no records, wait for an in-process append or poll, backing off up to this."""
@@ -124,6 +129,7 @@ class _TaskRun:
         self.checkpointing: TaskCheckpoint | None = None
         """The checkpoint being taken in steps, if any."""
         self._checkpoint_started = 0.0
+        self._checkpoint_busy_s = 0.0
         """Batches applied since the last publish, for the freshness metric (feature streams only)."""
         self._batch_seconds = metrics.batch.labels(task.pipeline.name)
         self._checkpoint_seconds = metrics.checkpoint.labels(task.pipeline.name)
@@ -142,6 +148,8 @@ class _TaskRun:
         """Make the outputs durable. While they are stuck, the source stops prefetching (backpressure)."""
         started = time.perf_counter()
         for sink in self.sinks:
+            if not sink.pending:
+                continue
             flushing = asyncio.ensure_future(sink.flush())
             done, _ = await asyncio.wait([flushing], timeout=PAUSE_AFTER_S)
             if not done:
@@ -170,7 +178,14 @@ class _TaskRun:
         """Flush the outputs (they must be durable before the positions are), then take the cut."""
         await self.flush()
         self._checkpoint_started = time.perf_counter()
+        self._checkpoint_busy_s = 0.0
         self.checkpointing = self.task.start_checkpoint()
+
+    def checkpoint_step_due(self) -> bool:
+        """A checkpoint is under way and has used less than `CHECKPOINT_SHARE` of its time."""
+        if self.checkpointing is None:
+            return False
+        return self._checkpoint_busy_s <= CHECKPOINT_SHARE * (time.perf_counter() - self._checkpoint_started)
 
     async def step_checkpoint(self, budget_s: float) -> None:
         """Advance the checkpoint by one bounded step; commit it when it is complete."""
@@ -187,7 +202,9 @@ class _TaskRun:
                     self.task.store.set_changelog_mark(self.task.checkpoint_id, offset)
             await self.source.commit(checkpoint.positions)
             self._checkpoint_seconds.observe(time.perf_counter() - self._checkpoint_started)
-        self.task.counters.backpressure_s += time.perf_counter() - started
+        spent = time.perf_counter() - started
+        self._checkpoint_busy_s += spent
+        self.task.counters.backpressure_s += spent
 
     async def finish_checkpoint(self) -> None:
         while self.checkpointing is not None:
@@ -472,7 +489,8 @@ class Runner:
         Batches are sized from the measured cost per record so that one takes at most
         `YIELD_EVERY_S`, and processed back to back for up to `YIELD_EVERY_S`. Then,
         and whenever the source has nothing, what was applied is published (readable, with
-        its freshness measured), the sinks are flushed, a checkpoint is started or advanced
+        its freshness measured), the sinks are flushed (at most every `FLUSH_EVERY_S`), a
+        checkpoint is started or advanced
         by one bounded step, and the loop yields so that other tasks and HTTP requests get
         their turn. Nothing awaits before that publish, so a read never sees state that was
         not published. Checkpoints are taken in steps between batches (see `TaskCheckpoint`),
@@ -483,6 +501,7 @@ class Runner:
         max_records = self.settings.max_batch_records
         next_checkpoint = time.monotonic() + interval_s
         next_yield = time.monotonic() + YIELD_EVERY_S
+        next_flush = time.monotonic() + FLUSH_EVERY_S
         idle_wait = IDLE_WAIT_MIN_S
         limit = min(max_records, FIRST_BATCH_RECORDS)  # then sized so one batch takes at most YIELD_EVERY_S
         seconds_per_record = 0.0
@@ -521,11 +540,13 @@ class Runner:
                 if item is None or now >= next_yield:
                     self._publish()  # what was applied so far becomes readable
                     if run.checkpointing is None and now >= next_checkpoint:
-                        await run.start_checkpoint()
+                        await run.start_checkpoint()  # flushes the outputs first
                         next_checkpoint = now + interval_s
-                    elif run.checkpointing is None:
+                        next_flush = now + FLUSH_EVERY_S
+                    elif now >= next_flush:
                         await run.flush()
-                    if run.checkpointing is not None:
+                        next_flush = now + FLUSH_EVERY_S
+                    if run.checkpoint_step_due():
                         await run.step_checkpoint(CHECKPOINT_STEP_S)
                     pause = "wait" if item is None else "yield"
             if pause == "wait":

@@ -68,6 +68,11 @@ class Sink(Protocol):
 
     def add(self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = ()) -> None: ...
 
+    @property
+    def pending(self) -> int:
+        """Records added since the last flush (the runner skips a sink with none)."""
+        ...
+
     async def flush(self) -> None: ...
 
 
