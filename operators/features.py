@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from streamcore.durations import Duration, to_ms
 from streamcore.errors import ConfigError, SchemaError
 from streamcore.online import EntityStore
@@ -35,6 +37,7 @@ from streamcore.operator import Operator, OperatorContext, StateWriter
 from .aggregations import Aggregation, resolve
 
 MAX_PANES = 3_600
+_NOW_KEY = b"now"  # the operator's own state: the event time reads are as of
 _ABSENT = object()  # an optional field the event does not have
 
 
@@ -219,10 +222,15 @@ class FeatureOperator:
         return None
 
     def restore(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        return None  # entity state is read lazily through the entity store
+        """Reads after a restart are as of the same moment as before it (entities load lazily)."""
+        for key, value in entries:
+            if key == _NOW_KEY:
+                self.now = orjson.loads(value)
 
     def checkpoint(self, writer: StateWriter) -> None:
-        return None  # the runtime checkpoints the entity store with the task
+        """The newest event time applied; the runtime checkpoints the entity store itself."""
+        if self.now != -math.inf:
+            writer.put(_NOW_KEY, orjson.dumps(self.now))
 
     def state_entries(self) -> int:
         return self.store.keyed.cached

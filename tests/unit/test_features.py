@@ -237,6 +237,20 @@ def test_features_survive_a_restart(tmp_path: Path) -> None:
     assert seen == expected(events, "a")
 
 
+def test_after_a_restart_reads_are_as_of_the_same_moment_before_any_new_event(tmp_path: Path) -> None:
+    events = [{"card": "a", "ts": 1_000 * i, "amount": i, "merchant": f"m{i % 3}", "one": 1} for i in range(12)]
+    append(tmp_path, events)
+    reads: list[dict[str, Any]] = []
+
+    async def read(runner: Runner) -> None:
+        await caught_up(runner, 12 if not reads else 0)
+        reads.append(runner.online.read("card", "a").values())
+
+    asyncio.run(while_running(tmp_path, read))
+    asyncio.run(while_running(tmp_path, read))  # nothing new: the rolling windows must not look empty
+    assert reads[0] == reads[1] == expected(events, "a")
+
+
 def test_feature_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"features.x.pane: must divide over"):
         FeatureView("v", entity="e", features={"x": Rolling(Count(), over="1m", pane="7s")})
