@@ -109,6 +109,15 @@ class EmbeddedSource:
     async def commit(self, positions: Mapping[int, int]) -> None:
         return None  # positions live in the task's RocksDB checkpoint
 
+    def pause(self) -> None:
+        return None  # records are read on demand: nothing is read ahead
+
+    def resume(self) -> None:
+        return None
+
+    def lag(self, positions: Mapping[int, int]) -> dict[int, int]:
+        return {}  # the end of a partition is only known by reading it (`streamcore log topics` shows it)
+
     async def close(self) -> None:
         self._unsubscribe()
         for reader in self._readers:

@@ -43,8 +43,13 @@ class SnapshotExpired(StreamcoreError, KeyError):
 class NotOwned(StreamcoreError, KeyError):
     """The entity's partition is not assigned to this worker (another worker owns it)."""
 
+    def __init__(self, message: str, view: str, partition: int) -> None:
+        super().__init__(message)
+        self.view = view
+        self.partition = partition
+
     def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "not owned here"
+        return str(self.args[0])
 
 
 class UnknownView(StreamcoreError, KeyError):
@@ -243,8 +248,9 @@ class OnlineState:
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
     views: dict[str, EntityStore] = field(default_factory=dict)
     """One store per view, for what all its stores share (stream, reader); reads use `store_for`."""
-    locate: Callable[[str, str], int] | None = None
-    """(view, entity) -> the partition that keeps it, when views are split by partition (Kafka)."""
+    locate: Callable[[str, str], int | None] | None = None
+    """(view, entity) -> the partition that keeps it, when views are split by partition (Kafka);
+    None when no worker keeps such a view."""
     _partitioned: dict[str, dict[int, EntityStore]] = field(default_factory=dict)
     copied_bytes: int = 0
     expired_by_memory: int = 0
@@ -286,18 +292,18 @@ class OnlineState:
 
     def store_for(self, view: str, entity: str) -> EntityStore:
         """The store that keeps `entity` in `view`."""
-        stores = self._partitioned.get(view)
-        if stores is None:
+        if self.locate is None:
             store = self.views.get(view)
             if store is None:
                 raise UnknownView(f"no feature view {view!r}; known: {sorted(self.views)}")
             return store
-        if self.locate is None:
-            raise UnknownView(f"feature view {view!r} is split by partition, but no partitioner is set")
         partition = self.locate(view, entity)
-        store = stores.get(partition)
+        if partition is None:
+            raise UnknownView(f"no feature view {view!r} is kept by any worker")
+        store = self._partitioned.get(view, {}).get(partition)
         if store is None:
-            raise NotOwned(f"entity {entity!r} of view {view!r} is in partition {partition}, not assigned here")
+            message = f"entity {entity!r} of view {view!r} is in partition {partition}, not assigned here"
+            raise NotOwned(message, view, partition)
         return store
 
     def _stores(self) -> Iterator[EntityStore]:

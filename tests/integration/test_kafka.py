@@ -8,6 +8,8 @@ the same input: nothing lost, nothing counted twice.
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,9 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streamcore.serving import SERVED_BY as SERVED
+from streamcore.testing import free_port
 
 from .conftest import (
     Worker,
@@ -202,3 +207,59 @@ def test_a_stalled_sink_pauses_the_source_memory_stays_bounded_and_it_catches_up
     log = (tmp_path / "w1.log").read_text()
     # heartbeats went on: the partitions were gained once, and released only by the final SIGTERM
     assert log.count("state restored") == 4 and log.count("released") == 4
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, orjson.loads(answer.read()), dict(answer.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, orjson.loads(error.read()), dict(error.headers)
+
+
+def test_every_worker_answers_for_every_entity_by_asking_its_owner(kafka: str, tmp_path: Path) -> None:
+    name = _app()
+    _setup(kafka, name)
+    ports = [free_port(), free_port()]
+    workers = [Worker(kafka, name, tmp_path / f"w{i}", http_port=port) for i, port in enumerate(ports)]
+    keys = [f"k{k}" for k in range(16)]
+    try:
+        time.sleep(3)  # both in the group, partitions split
+        run(produce(kafka, f"{name}-events", window_events(keys=len(keys), per_key=5)))
+        deadline = time.monotonic() + 60
+        while True:
+            answers = {(port, key): _get(port, f"/features/{key}?view=per_key") for port in ports for key in keys}
+            counts = {
+                where: body["views"][0]["features"]["events_1h"]["value"] if status == 200 else status
+                for where, (status, body, _) in answers.items()
+            }
+            if set(counts.values()) == {5} or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert set(counts.values()) == {5}, counts  # both workers, every key, the full count
+        for key in keys:  # one worker owns the key and answers itself; the other asks it
+            served_by = {port: answers[port, key][2].get(SERVED) for port in ports}
+            (owner,) = [port for port in ports if served_by[port] is None]
+            (other,) = [port for port in ports if port != owner]
+            assert served_by[other] == f"http://127.0.0.1:{owner}"
+        status, body, _ = _get(ports[0], "/features/k1?view=nope")
+        assert status == 404 and "nope" in body["error"]
+
+        workers[1].kill()  # its partitions move to the survivor: meanwhile a retry, never a wrong answer
+        seen = set()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            answers = {key: _get(ports[0], f"/features/{key}?view=per_key") for key in keys}
+            for status, body, headers in answers.values():
+                seen.add(status)
+                if status == 200:
+                    assert body["views"][0]["features"]["events_1h"]["value"] == 5
+                else:
+                    assert status == 503 and headers.get("Retry-After") == "1", (status, body)
+            if all(status == 200 and SERVED not in headers for status, _, headers in answers.values()):
+                break
+            time.sleep(0.2)
+        assert all(status == 200 and SERVED not in headers for status, _, headers in answers.values()), seen
+    finally:
+        for w in workers:
+            w.stop()

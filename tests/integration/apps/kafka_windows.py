@@ -1,6 +1,7 @@
 """The app the Kafka integration tests run as worker processes.
 
-Tumbling 10 s windows per key (count and sum), keyed by the message key. With
+Tumbling 10 s windows per key (count and sum), keyed by the message key, after a
+feature view of each key (events in the last hour, latest amount) served over HTTP. With
 ``STREAMCORE_TEST_STALL_FILE`` the results go instead to an async function that waits
 while that file exists (a stalled sink, for the backpressure test) and then appends
 them to ``<file>.out`` as JSON lines. Topic and app names
@@ -14,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from operators import Count, Sum, Tumbling
+from operators import Count, FeatureView, Latest, Rolling, Sum, Tumbling
 from streamcore import App, EventTime
 
 name = os.environ.get("STREAMCORE_TEST_APP", "kwin")
@@ -24,9 +25,14 @@ app = App(name, version="1")
 events = app.topic(f"{name}-events", partitions=4)
 totals = app.topic(f"{name}-totals", partitions=1)
 
+per_key = FeatureView(
+    "per_key", entity="key", features={"events_1h": Rolling(Count(), over="1h", pane="5m"), "amount": Latest("amount")}
+)
+
 windows = (
     app.stream(events, event_time=EventTime("ts", max_out_of_orderness="1s"), name="totals")
     .key_by("key")
+    .features(per_key)
     .window(Tumbling("10s"))
     .aggregate(n=Count(), total=Sum("amount"))
 )
