@@ -128,11 +128,12 @@ class _TaskRun:
         self.caught_up = False
         """The source had nothing left at least once: the task has caught up (readiness)."""
         self.unpublished: list[RecordBatch] = []
+        """Batches applied since the last publish, for the freshness metric (feature streams only)."""
         self.checkpointing: TaskCheckpoint | None = None
         """The checkpoint being taken in steps, if any."""
         self._checkpoint_started = 0.0
         self._checkpoint_busy_s = 0.0
-        """Batches applied since the last publish, for the freshness metric (feature streams only)."""
+        """Seconds its steps have taken so far (see `CHECKPOINT_SHARE`)."""
         self._batch_seconds = metrics.batch.labels(task.pipeline.name)
         self._checkpoint_seconds = metrics.checkpoint.labels(task.pipeline.name)
 
@@ -525,11 +526,11 @@ class Runner:
         `YIELD_EVERY_S`, and processed back to back for up to `YIELD_EVERY_S`. Then,
         and whenever the source has nothing, what was applied is published (readable, with
         its freshness measured), the sinks are flushed (at most every `FLUSH_EVERY_S`), a
-        checkpoint is started or advanced
-        by one bounded step, and the loop yields so that other tasks and HTTP requests get
-        their turn. Nothing awaits before that publish, so a read never sees state that was
-        not published. Checkpoints are taken in steps between batches (see `TaskCheckpoint`),
-        so a large one does not stop the stream.
+        checkpoint is started or advanced by one bounded step (within `CHECKPOINT_SHARE`),
+        and the loop yields so that other tasks and HTTP requests get their turn. Nothing
+        awaits before that publish, so a read never sees state that was not published.
+        Checkpoints are taken in steps between batches (see `TaskCheckpoint`), so a large
+        one does not stop the stream.
         """
         task, source = run.task, run.source
         interval_s = self.settings.checkpoint_interval_ms / 1000
