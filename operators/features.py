@@ -118,6 +118,12 @@ class FeatureView:
             raise ConfigError("view.features", f"feature view {self.name!r} has no features")
         self.plans()  # validate eagerly: errors name the setting when the job is built
 
+    def check(self, event: Any) -> None:
+        """Raise `SchemaError` for an event a feature of the view cannot read."""
+        plans, _ = self.plans()
+        for plan in plans:
+            FeatureOperator._extract(plan, event)
+
     def plans(self) -> tuple[list[Plan], tuple[str, ...]]:
         plans: list[Plan] = []
         for name, spec in self.features.items():

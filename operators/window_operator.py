@@ -47,6 +47,10 @@ class WindowAggregateSpec:
     state_version: int = 1
     needs_event_time: bool = field(default=True, init=False)
 
+    def check(self, event: Any) -> None:
+        """Raise `SchemaError` if an aggregated field is missing or not a finite number."""
+        extract_values(self.aggregations, event)
+
     def build(self, context: OperatorContext) -> Operator:
         if self.kind == "session":
             from .session_windows import SessionWindows
@@ -55,6 +59,27 @@ class WindowAggregateSpec:
         from .fixed_windows import FixedWindows
 
         return FixedWindows(self, context)
+
+
+def extract_values(aggregations: Mapping[str, Aggregation], event: Any) -> list[Any]:
+    """The value each aggregation reads from `event`; raises SchemaError for a missing or
+    non-finite one (the generic path; `fused` generates faster equivalents)."""
+    values = []
+    for name, agg in aggregations.items():
+        fld = agg.field
+        if fld is None:
+            values.append(event)
+            continue
+        try:
+            v = event[fld]
+        except (KeyError, TypeError, IndexError):
+            raise SchemaError(f"field {fld!r} (aggregation {name!r}) is missing") from None
+        if agg.numeric:
+            kind = type(v)
+            if not (kind is int or (kind is float and v - v == 0.0)):
+                raise SchemaError(f"field {fld!r} (aggregation {name!r}) is {v!r}, not a finite number")
+        values.append(v)
+    return values
 
 
 class WindowBase:
@@ -68,8 +93,6 @@ class WindowBase:
         self.lateness = spec.allowed_lateness_ms
         self.names = tuple(spec.aggregations)
         self.aggs = tuple(spec.aggregations.values())
-        self.fields = tuple(a.field for a in self.aggs)
-        self.numeric = tuple(a.numeric for a in self.aggs)
         self.watermark: float = -math.inf
         self.dirty: set[Any] = set()
         fused = self.fused = fuse(self.names, self.aggs)
@@ -82,21 +105,7 @@ class WindowBase:
     # -- per event (the generic path; `fused` generates faster equivalents) ----------
     def extract(self, event: Any) -> Any:
         """The value each aggregation reads; raises SchemaError before any state changes."""
-        values = []
-        for name, fld, numeric in zip(self.names, self.fields, self.numeric, strict=True):
-            if fld is None:
-                values.append(event)
-                continue
-            try:
-                v = event[fld]
-            except (KeyError, TypeError, IndexError):
-                raise SchemaError(f"field {fld!r} (aggregation {name!r}) is missing") from None
-            if numeric:
-                kind = type(v)
-                if not (kind is int or (kind is float and v - v == 0.0)):
-                    raise SchemaError(f"field {fld!r} (aggregation {name!r}) is {v!r}, not a finite number")
-            values.append(v)
-        return values
+        return extract_values(self.spec.aggregations, event)
 
     def create(self) -> list[Any]:
         return [agg.create() for agg in self.aggs]

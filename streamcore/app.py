@@ -49,13 +49,26 @@ class App:
         self.late_topic = self.topic(late_topic or f"{name}-late")
 
     def topic(
-        self, name: str, *, partitions: int = 1, retention: Duration | None = None, retention_bytes: int | None = None
+        self,
+        name: str,
+        *,
+        partitions: int = 1,
+        retention: Duration | None = None,
+        retention_bytes: int | None = None,
+        key: str | None = None,
     ) -> TopicSpec:
-        """Declare a topic; it is created on the broker when the app starts, if missing."""
+        """Declare a topic; it is created on the broker when the app starts, if missing.
+
+        `key`: the event field its producers use as the record key. On Kafka a stream
+        keyed by another field is repartitioned through an internal topic first, so that
+        each key's state lives in one partition (see `streamcore.repartition`).
+        """
         check_topic_name(name)
         if partitions < 1:
             raise ConfigError("partitions", f"topic {name!r}: must be >= 1, got {partitions}")
-        spec = TopicSpec(name, partitions, optional_ms(retention, "retention"), retention_bytes)
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ConfigError("key", f"topic {name!r}: name the field records are keyed by, got {key!r}")
+        spec = TopicSpec(name, partitions, optional_ms(retention, "retention"), retention_bytes, key)
         known = self._topics.get(name)
         if known is not None and known != spec:
             raise ConfigError("topic", f"topic {name!r} declared twice with different settings")

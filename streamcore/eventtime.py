@@ -107,6 +107,10 @@ class WatermarkTracker:
             )
         return self._recompute()
 
+    def moves_above(self, partition: int) -> float:
+        """The smallest event time above which an event of `partition` may move its watermark."""
+        return self.wm[partition] + self._ooo
+
     def observe(self, partition: int, ts: int) -> bool:
         """An accepted record of `partition` had event time `ts`; return True if W advanced."""
         candidate = ts - self._ooo

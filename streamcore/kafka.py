@@ -207,10 +207,13 @@ class KafkaSink:
     def __init__(self, broker: KafkaBroker, topic: str) -> None:
         self.broker = broker
         self.topic = topic
-        self._buffer: list[tuple[bytes | None, bytes, int, Headers]] = []
+        self._buffer: list[tuple[bytes | None, bytes, int, Headers, int | None]] = []
 
-    def add(self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = ()) -> None:
-        self._buffer.append((key, value, timestamp, headers))
+    def add(
+        self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = (), partition: int | None = None
+    ) -> None:
+        """Buffer a record; `partition` None: the default partitioner's choice (by key)."""
+        self._buffer.append((key, value, timestamp, headers, partition))
 
     @property
     def pending(self) -> int:
@@ -222,9 +225,16 @@ class KafkaSink:
         buffered, self._buffer = self._buffer, []
         producer = self.broker.producer
         delivered = []
-        async for key, value, timestamp, headers in _yielding(buffered):
+        async for key, value, timestamp, headers, partition in _yielding(buffered):
             delivered.append(
-                await producer.send(self.topic, value, key=key, timestamp_ms=timestamp, headers=list(headers) or None)
+                await producer.send(
+                    self.topic,
+                    value,
+                    key=key,
+                    partition=partition,
+                    timestamp_ms=timestamp,
+                    headers=list(headers) or None,
+                )
             )
         await asyncio.gather(*delivered)
 

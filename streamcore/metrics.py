@@ -17,7 +17,7 @@ feature, model, reason; never an entity key.
     streamcore_feature_freshness_seconds{view,feature}  streamcore_model_score_seconds{model,path}
     streamcore_model_scores_total{model}                streamcore_model_fallbacks_total{model,reason}
     streamcore_snapshots_pinned                         streamcore_snapshot_copy_bytes
-    streamcore_snapshots_expired_by_memory_total
+    streamcore_snapshots_expired_by_memory_total        streamcore_duplicates_skipped_total{stream}
 """
 
 from __future__ import annotations
@@ -138,6 +138,11 @@ class _EngineCollector(Collector):
         out = CounterMetricFamily("streamcore_records_out", "Records written to the output.", labels=["stream"])
         late = CounterMetricFamily("streamcore_late_records", "Records sent to the late output.", labels=["stream"])
         filtered = CounterMetricFamily("streamcore_filtered_records", "Records a filter dropped.", labels=["stream"])
+        duplicates = CounterMetricFamily(
+            "streamcore_duplicates_skipped",
+            "Repartitioned records a restarted producer wrote again, skipped (already applied).",
+            labels=["stream"],
+        )
         dead = CounterMetricFamily("streamcore_dead_letters", "Records dead-lettered.", labels=["stream", "reason"])
         checkpoints = CounterMetricFamily("streamcore_checkpoints", "Checkpoints committed.", labels=["stream"])
         backpressure = CounterMetricFamily(
@@ -164,6 +169,7 @@ class _EngineCollector(Collector):
             out.add_metric([task.name], c.outputs)
             late.add_metric([task.name], c.late)
             filtered.add_metric([task.name], c.filtered)
+            duplicates.add_metric([task.name], c.duplicates)
             for reason, n in sorted(c.dead_lettered.items()):
                 dead.add_metric([task.name, reason], n)
             checkpoints.add_metric([task.name], c.checkpoints)
@@ -172,7 +178,7 @@ class _EngineCollector(Collector):
                 lag.add_metric([task.name], max(0.0, (status.processing_time_ms - task.watermark) / 1000))
             entries.add_metric([task.name], task.state_entries)
             size.add_metric([task.name], c.last_checkpoint_bytes)
-        yield from (records_in, out, late, filtered, dead, checkpoints, backpressure, lag, entries, size)
+        yield from (records_in, out, late, filtered, duplicates, dead, checkpoints, backpressure, lag, entries, size)
         yield consumer_lag
 
         scores = CounterMetricFamily("streamcore_model_scores", "Scorings.", labels=["model"])

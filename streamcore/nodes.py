@@ -174,6 +174,16 @@ def guarded_topic_sink(sink: Sink, counters: Counting, fail: Fail) -> Emit:
     return to_topic_guarded
 
 
+def counted(emit: Emit, counters: Counting) -> Emit:
+    """A last node that writes somewhere itself (e.g. `streamcore.repartition.ShuffleWriter`), counted."""
+
+    def counted_output(key: Any, value: Any, ts: int) -> None:
+        emit(key, value, ts)
+        counters.outputs += 1
+
+    return counted_output
+
+
 def function_sink(sink: CallbackSink, counters: Counting) -> Emit:
     """Collect each value for a user function (the list is replaced on every flush)."""
 

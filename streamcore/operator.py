@@ -126,6 +126,15 @@ class OperatorSpec(Protocol):
 
     def build(self, context: OperatorContext) -> Operator: ...
 
+    def check(self, event: Any) -> None:
+        """Raise a `RecordError` (e.g. `SchemaError`) for an event the operator would reject.
+
+        Before a repartition (`streamcore.repartition`) the shuffle stage runs this, so that
+        an event the operator rejects is dead-lettered where it entered and does not move
+        the watermark, as it would not without the repartition. Accept anything if unsure.
+        """
+        ...
+
 
 class WindowSpec(Protocol):
     """A window definition (tumbling, sliding, session, ...) from the `operators` package."""

@@ -21,7 +21,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -38,6 +38,7 @@ from .nodes import CallbackSink
 from .online import OnlineState
 from .owners import PartitionOwners
 from .records import RecordBatch
+from .repartition import plan, repartition_topics
 from .serving import Server
 from .settings import RunSettings
 from .state import TaskStore
@@ -249,6 +250,8 @@ class Runner:
         self._broker: KafkaBroker | None = None
         self._owners: PartitionOwners | None = None
         """Kafka: which worker serves which partition (to forward requests to the owner)."""
+        self._pipelines: list[Pipeline] = list(app.pipelines)
+        """What the tasks run: the app's pipelines, on Kafka with repartitioned ones cut in two."""
         self._view_topics: dict[str, str] = {}
         """Kafka: feature view -> the input topic of the stream that keeps it (views kept here)."""
         self.advertised_url = ""
@@ -293,7 +296,7 @@ class Runner:
         crashed = False
         self._gc.start()
         try:
-            for pipeline in self.app.pipelines:
+            for pipeline in self._pipelines:
                 self._runs.append(await self._open(pipeline, broker))
             if self.settings.http:
                 server = Server(self, *self.settings.http_address)
@@ -347,7 +350,11 @@ class Runner:
             sources = {pipeline.source for pipeline in self.app.pipelines}
             for spec in sorted(self.app.topics, key=lambda t: (t.name not in sources, t.name)):  # inputs first
                 await broker.ensure_topic(spec, internal=spec.name in internal)
-            for pipeline in self.app.pipelines:
+            declared = {spec.name: replace(spec, partitions=broker.partitions(spec.name)) for spec in self.app.topics}
+            self._pipelines = plan(self.app.name, self.app.pipelines, declared)
+            for spec in repartition_topics(self._pipelines):
+                await broker.ensure_topic(spec, internal=True)
+            for pipeline in self._pipelines:
                 await broker.ensure_topic(
                     TopicSpec(self._changelog_topic(pipeline), broker.partitions(pipeline.source)),
                     internal=True,
@@ -364,7 +371,7 @@ class Runner:
                 await broker.ensure_topic(owners_topic, internal=True, compacted=True)
                 self._owners = PartitionOwners(broker, owners_topic.name)
                 await self._owners.start()
-            topics = sorted({pipeline.source for pipeline in self.app.pipelines})
+            topics = sorted({pipeline.source for pipeline in self._pipelines})
             group = broker.group(
                 topics,
                 broker.settings.group_id or self.app.name,
@@ -423,7 +430,7 @@ class Runner:
         assert self._group is not None
         self._joined = True
         for topic, partition in tps:
-            for pipeline in self.app.pipelines:
+            for pipeline in self._pipelines:
                 if pipeline.source != topic:
                     continue
                 started = time.perf_counter()

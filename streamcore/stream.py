@@ -14,10 +14,10 @@ from .durations import Duration, to_ms
 from .errors import ConfigError
 from .eventtime import EventTime
 from .operator import OperatorSpec, WindowSpec
+from .transport import TopicSpec
 
 if TYPE_CHECKING:
     from .app import App
-    from .transport import TopicSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,15 @@ class FunctionSink:
     label: str
 
 
-SinkStep = TopicSink | FunctionSink
+@dataclass(frozen=True, slots=True)
+class ShuffleSink:
+    """The internal topic a repartitioned stream's first stage writes (`streamcore.repartition`)."""
+
+    topic: str
+    partitions: int
+
+
+SinkStep = TopicSink | FunctionSink | ShuffleSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,8 @@ class Pipeline:
     event_time: EventTime | None
     steps: tuple[Step, ...]
     sink: SinkStep
+    repartitioned_from: TopicSpec | None = None
+    """Its source is the repartition topic of this topic, whose partitions' shuffle tasks write it."""
 
 
 def _discard(values: list[Any]) -> None:
@@ -137,7 +147,7 @@ class Stream:
 
     def process(self, spec: OperatorSpec) -> Stream:
         """Add a stateful operator (windows, features, joins ...) built from `spec`."""
-        for attr in ("name", "state_version", "build"):
+        for attr in ("name", "state_version", "build", "check"):
             if not hasattr(spec, attr):
                 raise ConfigError("process", f"{spec!r} is not an operator spec (no {attr!r})")
         taken = {s.spec.name for s in self._steps if isinstance(s, OperatorStep)}

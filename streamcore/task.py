@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -38,8 +38,9 @@ from .nodes import CallbackSink, key_bytes
 from .online import EntityStore, FeatureReader, OnlineState
 from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
+from .repartition import PartitionedSink, ProducerWatermarks, ShuffledInput, ShuffleWriter, origin_of
 from .state import CheckpointWrite, TaskStore
-from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep
+from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep, ShuffleSink
 from .transport import Sink
 
 CHECKPOINT_FORMAT = 1
@@ -57,6 +58,8 @@ class TaskCounters:
     filtered: int = 0
     late: int = 0
     dead_lettered: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    """Repartitioned input written again by a restarted producer, skipped (already applied)."""
     outputs: int = 0
     output_errors: int = 0
     checkpoints: int = 0
@@ -71,7 +74,7 @@ class TaskCounters:
 
     @property
     def accounted(self) -> int:
-        return self.accepted + self.filtered + self.late + self.dead_letter_total
+        return self.accepted + self.filtered + self.late + self.dead_letter_total + self.duplicates
 
 
 def _error_text(exc: BaseException) -> str:
@@ -171,9 +174,17 @@ class Task:
         self.checkpoint_id = 0
         et = pipeline.event_time
         self.event_time = et
-        self.tracker = WatermarkTracker(
-            partitions, et.out_of_orderness_ms if et else 0, et.idle_timeout_ms if et else None
-        )
+        idle_timeout_ms = et.idle_timeout_ms if et else None
+        self._shuffled: ShuffledInput | None = None
+        """Repartitioned input: the watermark comes from its producers' watermark records."""
+        self.tracker: WatermarkTracker
+        if pipeline.repartitioned_from is not None:
+            producers = ProducerWatermarks(pipeline.repartitioned_from.partitions, idle_timeout_ms)
+            self._shuffled = ShuffledInput(producers)
+            self.tracker = producers
+        else:
+            self.tracker = WatermarkTracker(partitions, et.out_of_orderness_ms if et else 0, idle_timeout_ms)
+        self._shuffle_writer: ShuffleWriter | None = None
         self._ts_field = et.field if et else None
         self._future_skew = et.max_future_skew_ms if et else None
         self._future_limit = math.inf  # processing time of the current batch + max_future_skew
@@ -182,7 +193,7 @@ class Task:
         self.online = online if online is not None else OnlineState()
         self.models = dict(models or {})
         self.stream = TaskStream(self)
-        self.tracks_arrivals = False  # set when a feature view needs to know the record being applied
+        self.tracks_arrivals = False  # set when a step needs to know the record being applied
         self.current_batch: RecordBatch | None = None
         self.current_index = 0
         self._ended = False
@@ -197,11 +208,23 @@ class Task:
         after it validated them, or just before the sink if there is none.
         """
         sink = self.sink
-        emit = (
-            nodes.function_sink(sink, self.counters)
-            if isinstance(sink, CallbackSink)
-            else nodes.topic_sink(sink, self.counters)
-        )
+        emit: Emit
+        if isinstance(sink, CallbackSink):
+            emit = nodes.function_sink(sink, self.counters)
+        elif isinstance(self.pipeline.sink, ShuffleSink):
+            self.tracks_arrivals = True  # each shuffled event carries its source position
+            et = self.event_time
+            writer = ShuffleWriter(
+                cast("PartitionedSink", sink),  # a KafkaSink: only Kafka tasks shuffle
+                self.pipeline.sink,
+                self.partitions[0],
+                self.stream,
+                et.idle_timeout_ms if et else None,
+            )
+            self._shuffle_writer = writer
+            emit = nodes.counted(writer.emit, self.counters)
+        else:
+            emit = nodes.topic_sink(sink, self.counters)
         self._sink_emit = emit
         steps = self.pipeline.steps
         # A leading key_by(field) is run inline by the hot loop (operator chaining).
@@ -272,17 +295,31 @@ class Task:
     def process_batch(self, batch: RecordBatch, at: int) -> None:
         """Process one fetched batch of one partition; all its records arrived at `at`."""
         p = batch.partition
+        if self._shuffled is not None:
+            skipped = self._shuffled.duplicates
+            self._shuffled.process(batch, at, lambda run: self._apply(run, at), self._fire)
+            skipped = self._shuffled.duplicates - skipped
+            self.counters.records_in += skipped
+            self.counters.duplicates += skipped
+        else:
+            if self.tracker.on_arrival(p, at):
+                self._fire()
+            self._apply(batch, at)
+        self.positions[p] = batch.next_offset
+        if self._shuffle_writer is not None:
+            self._shuffle_writer.after_batch(self.tracker.watermark, at)
+
+    def _apply(self, batch: RecordBatch, at: int) -> None:
+        """Run every record of `batch` through the pipeline (the hot loop)."""
+        p = batch.partition
         tracker = self.tracker
         counters = self.counters
         n = len(batch.values)
         counters.records_in += n
         by_partition = counters.records_in_by_partition
         by_partition[p] = by_partition.get(p, 0) + n
-        if tracker.on_arrival(p, at):
-            self._fire()
         if self._ts_field is None:
             self._process_without_event_time(batch, at)
-            self.positions[p] = batch.next_offset
             return
         ts_field = self._ts_field
         track = self.tracks_arrivals
@@ -292,8 +329,7 @@ class Task:
         head = self._head
         key_field = self._key_field
         observe = tracker.observe
-        ooo = tracker.out_of_orderness_ms
-        moves_watermark = tracker.wm[p] + ooo  # only a later event time can move this partition's watermark
+        moves_watermark = tracker.moves_above(p)  # only a later event time can move this partition's watermark
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         filtered = late = 0
@@ -337,11 +373,10 @@ class Task:
             if ts > moves_watermark:
                 if observe(p, ts):
                     self._fire()
-                moves_watermark = tracker.wm[p] + ooo
+                moves_watermark = tracker.moves_above(p)
         counters.accepted += n - filtered - late - (counters.dead_letter_total - dead_before)
         counters.filtered += filtered
         counters.late += late
-        self.positions[p] = batch.next_offset
 
     def _process_without_event_time(self, batch: RecordBatch, at: int) -> None:
         head = self._head
@@ -420,31 +455,32 @@ class Task:
     def _dead_letter(self, batch: RecordBatch, i: int, at: int, reason: str, error: str) -> None:
         counts = self.counters.dead_lettered
         counts[reason] = counts.get(reason, 0) + 1
+        self._set_aside(self.dead_letters, reason, error, batch, i, at)
+
+    def _write_late(self, batch: RecordBatch, i: int, at: int, ts: int) -> None:
+        error = f"event time {ts} is too late for all its windows (watermark {self.tracker.watermark})"
+        self._set_aside(self.late_sink, LATE_REASON, error, batch, i, at)
+
+    def _set_aside(self, sink: Sink, reason: str, error: str, batch: RecordBatch, i: int, at: int) -> None:
+        """Write record `i` of `batch` to the dead-letter or late topic, with its source position.
+
+        After a repartition that is the position in the topic the event entered by
+        (from its `streamcore.repartition.SOURCE_HEADER`), not in the repartition topic.
+        """
+        topic, partition, offset = batch.topic, batch.partition, batch.base_offset + i
+        origin = self.pipeline.repartitioned_from
+        if origin is not None:
+            topic = origin.name
+            partition, offset = origin_of(batch.header_list(i), batch.values[i])
         self._write_dead_letter(
-            self.dead_letters,
+            sink,
             reason,
             error,
             batch.key(i),
             batch.values[i],
-            batch.topic,
-            batch.partition,
-            batch.base_offset + i,
-            batch.timestamps[i],
-            self._step_label,
-            at,
-        )
-
-    def _write_late(self, batch: RecordBatch, i: int, at: int, ts: int) -> None:
-        error = f"event time {ts} is too late for all its windows (watermark {self.tracker.watermark})"
-        self._write_dead_letter(
-            self.late_sink,
-            LATE_REASON,
-            error,
-            batch.key(i),
-            batch.values[i],
-            batch.topic,
-            batch.partition,
-            batch.base_offset + i,
+            topic,
+            partition,
+            offset,
             batch.timestamps[i],
             self._step_label,
             at,

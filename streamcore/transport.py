@@ -34,6 +34,8 @@ class TopicSpec:
     partitions: int = 1
     retention_ms: int | None = None
     retention_bytes: int | None = None
+    key: str | None = None
+    """The event field its producers key records by (Kafka: `key_by` on it needs no repartition)."""
 
 
 class Source(Protocol):

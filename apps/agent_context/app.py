@@ -19,7 +19,7 @@ from operators import Count, FeatureView, Latest, Rolling, Sum
 from streamcore import App, EventTime
 
 app = App("agent_context", version="1")
-events = app.topic("customer-events", partitions=2)
+events = app.topic("customer-events", partitions=2, key="customer")
 
 customer = FeatureView(
     "customer",

@@ -28,7 +28,7 @@ from streamcore import App, EventTime
 from .model import FEATURES, FraudModel
 
 app = App("fraud", version="1")
-transactions = app.topic("transactions", partitions=4)
+transactions = app.topic("transactions", partitions=4, key="card")
 decisions = app.topic("decisions")
 
 card = FeatureView(

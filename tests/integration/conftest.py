@@ -143,14 +143,19 @@ class Worker:
 
 
 def window_events(keys: int, per_key: int, *, start_ms: int = 1_700_000_000_000, seed: int = 7) -> list[dict[str, Any]]:
-    """In-order events (no late ones): each key gets one every 700 ms of event time."""
+    """In-order events (no late ones): each key gets one every 700 ms of event time.
+
+    Each also names one of 13 users, which every key's events cycle through: keyed by
+    "user", a stream needs the events of every partition (a repartition).
+    """
     import random
 
     rng = random.Random(seed)
     events = []
     for i in range(per_key):
         for k in range(keys):
-            events.append({"key": f"k{k}", "ts": start_ms + i * 700 + k, "amount": rng.randint(1, 100)})
+            user = f"u{(k + i) % 13}"
+            events.append({"key": f"k{k}", "user": user, "ts": start_ms + i * 700 + k, "amount": rng.randint(1, 100)})
     return events
 
 
@@ -164,18 +169,53 @@ def closing_events(events: list[dict[str, Any]], partitions: int = 4) -> list[di
     while len(keys) < partitions:
         keys.setdefault(kafka_partition(f"close{i}".encode(), partitions), f"close{i}")
         i += 1
-    return [{"key": key, "ts": last + 60_000, "amount": 0} for key in keys.values()]
+    return [{"key": key, "user": key, "ts": last + 60_000, "amount": 0} for key in keys.values()]
 
 
-def expected_windows(events: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[int, int]]:
-    """(key, start) -> (count, sum) of every 10 s window of `events`, by brute force."""
+def expected_windows(events: list[dict[str, Any]], key: str = "key") -> dict[tuple[str, int], tuple[int, int]]:
+    """(key, start) -> (count, sum) of every 10 s window of `events` per field `key`, by brute force."""
     out: dict[tuple[str, int], list[int]] = {}
     for e in events:
         start = e["ts"] - e["ts"] % 10_000
-        acc = out.setdefault((e["key"], start), [0, 0])
+        acc = out.setdefault((e[key], start), [0, 0])
         acc[0] += 1
         acc[1] += e["amount"]
     return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+Windows = dict[tuple[str, int], tuple[int, int]]
+"""(key, window start) -> (count, sum)."""
+
+
+def oracle_windows(events: list[dict[str, Any]], key: str, partitions: int = 4) -> Windows:
+    """(key, start) -> (count, sum) of every 10 s window, from the TCK oracle (``../shared/tck``).
+
+    The events arrive in the order given, each on the partition Kafka's default
+    partitioner gives its message key "key"; the job is the test app's. Close events
+    (see `closing_events`) are left out of the result, as `final_windows` leaves them out.
+    """
+    import tck_reference
+
+    from streamcore.kafka import kafka_partition
+
+    case = {
+        "job": {
+            "key": key,
+            "ts": "ts",
+            "aggs": {"n": ["count"], "total": ["sum", "amount"]},
+            "window": {"type": "tumbling", "size_ms": 10_000},
+            "max_out_of_orderness_ms": 1_000,
+            "allowed_lateness_ms": 0,
+        },
+        "partitions": partitions,
+        "arrivals": [
+            {"p": kafka_partition(e["key"].encode(), partitions), "at": 0, "data": orjson.dumps(e).decode()}
+            for e in events
+        ],
+    }
+    out = tck_reference.corrected_oracle().expected(case)
+    assert not out["late"] and not out["dlq"], "the test input is meant to be all on time and valid"
+    return {(r["key"], r["start"]): (r["n"], r["total"]) for r in out["results"] if not r["key"].startswith("close")}
 
 
 def final_windows(results: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[int, int]]:

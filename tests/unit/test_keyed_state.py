@@ -101,6 +101,9 @@ class RunningCountSpec:
     def build(self, context: OperatorContext) -> Operator:
         return RunningCount(context)
 
+    def check(self, event: Any) -> None:
+        return None
+
 
 @dataclass
 class RunningCount:

@@ -1,7 +1,9 @@
 """The app the Kafka integration tests run as worker processes.
 
-Tumbling 10 s windows per key (count and sum), keyed by the message key, after a
-feature view of each key (events in the last hour, latest amount) served over HTTP. With
+Tumbling 10 s windows per key (count and sum), after a feature view of each key (events
+in the last hour, latest amount) served over HTTP. Events are keyed by the message key,
+field "key"; with ``STREAMCORE_TEST_KEY_BY=user`` by the field "user" instead, which
+makes the stream cross a repartition topic. With
 ``STREAMCORE_TEST_STALL_FILE`` the results go instead to an async function that waits
 while that file exists (a stalled sink, for the backpressure test) and then appends
 them to ``<file>.out`` as JSON lines. Topic and app names
@@ -20,18 +22,19 @@ from streamcore import App, EventTime
 
 name = os.environ.get("STREAMCORE_TEST_APP", "kwin")
 stall_file = os.environ.get("STREAMCORE_TEST_STALL_FILE", "")
+key_by = os.environ.get("STREAMCORE_TEST_KEY_BY", "key")
 
 app = App(name, version="1")
-events = app.topic(f"{name}-events", partitions=4)
+events = app.topic(f"{name}-events", partitions=4, key="key")
 totals = app.topic(f"{name}-totals", partitions=1)
 
 per_key = FeatureView(
-    "per_key", entity="key", features={"events_1h": Rolling(Count(), over="1h", pane="5m"), "amount": Latest("amount")}
+    "per_key", entity=key_by, features={"events_1h": Rolling(Count(), over="1h", pane="5m"), "amount": Latest("amount")}
 )
 
 windows = (
     app.stream(events, event_time=EventTime("ts", max_out_of_orderness="1s"), name="totals")
-    .key_by("key")
+    .key_by(key_by)
     .features(per_key)
     .window(Tumbling("10s"))
     .aggregate(n=Count(), total=Sum("amount"))
