@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from .log import EmbeddedLog, PartitionReader, TopicConfig
 from .log.topics import APPENDS, partition_for
+from .log.watch import DirectoryWatch
 from .records import Headers, RecordBatch
 from .transport import Control, TopicSpec
 
@@ -42,10 +43,16 @@ class EmbeddedSource:
         self._heads: list[RecordBatch | None] = []
         self._cursors: list[int] = []
         self._appended = asyncio.Event()
+        """Set when records may have been appended since the last fetch began."""
         self._unsubscribe = APPENDS.subscribe(log.root, topic, self._appended.set)
+        self._watch: DirectoryWatch | None = None
+        """Appends by other processes (inotify); without it they are seen by polling."""
 
     async def start(self, positions: Mapping[int, int]) -> None:
         self._readers = [self.log.reader(self.topic, p, positions.get(p)) for p in self.partitions]
+        if not self.until_end:
+            directories = [self.log.partition_dir(self.topic, p) for p in self.partitions]
+            self._watch = DirectoryWatch.start(directories, self._appended.set)
         self._heads = [None] * len(self._readers)
         self._cursors = [0] * len(self._readers)
         if self.until_end:
@@ -73,6 +80,7 @@ class EmbeddedSource:
         return head
 
     async def fetch(self, max_records: int) -> RecordBatch | Control | None:
+        self._appended.clear()  # an append from now on ends the next `wait` at once
         first: tuple[int, int] | None = None  # (tick, index) of the earliest head
         second: tuple[int, int] | None = None
         for i in range(len(self._readers)):
@@ -101,8 +109,11 @@ class EmbeddedSource:
         return head.slice(start, stop)
 
     async def wait(self, timeout_s: float) -> None:
-        """Until this process appends to the topic, or `timeout_s` (appends of others are polled)."""
-        self._appended.clear()
+        """Until records may have been appended since the last fetch began, or `timeout_s`.
+
+        Appends by this process and (on Linux, through inotify) by others end the wait at
+        once; elsewhere appends of other processes are seen when the runner polls again.
+        """
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._appended.wait(), timeout_s)
 
@@ -120,6 +131,8 @@ class EmbeddedSource:
 
     async def close(self) -> None:
         self._unsubscribe()
+        if self._watch is not None:
+            self._watch.close()
         for reader in self._readers:
             reader.close()
 

@@ -44,6 +44,8 @@ from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, Scor
 from .transport import Sink
 
 CHECKPOINT_FORMAT = 1
+ENCODE_CHUNK = 64
+"""Keyed entries a checkpoint step encodes between looks at the clock (a large entry takes ~10 µs)."""
 MAX_TIMESTAMP = 2**62
 """Largest accepted event time (epoch ms, about the year 146 million): window bounds stay in 64 bits."""
 
@@ -604,7 +606,7 @@ class TaskCheckpoint:
         deadline = time.perf_counter() + budget_s
         if not self._sealed:
             for state in self.task.keyed_states:
-                while not state.encode_some(256):
+                while not state.encode_some(ENCODE_CHUNK):
                     if time.perf_counter() >= deadline:
                         return False
             self.write.seal(self.meta)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamcore.embedded import EmbeddedSource
 from streamcore.errors import LogCorruption, TopicConflict, TopicNotFound
 from streamcore.log import EmbeddedLog, TopicConfig
 from streamcore.log.format import Frame, encode_frame
 from streamcore.log.partition import PartitionWriter, list_segments, segment_path
+from streamcore.records import RecordBatch
+from streamcore.transport import Control
 
 
 @settings(max_examples=200)
@@ -191,3 +197,30 @@ def test_kill_9_of_a_writer_loses_no_acknowledged_record(tmp_path: Path) -> None
     values = [r.value for r in fresh.read_all("t")]
     assert values[-1] == b"after"
     assert values[: len(acked)] == [f"r{i}".encode() * 50 for i in acked]
+
+
+def _append_one(root: str) -> None:
+    EmbeddedLog(Path(root)).producer("t").send_many([b"{}"], [1], partition=1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify wake-ups are Linux only (elsewhere: polling)")
+def test_a_waiting_source_wakes_as_soon_as_another_process_appends(tmp_path: Path) -> None:
+    log = make_log(tmp_path, partitions=2)
+
+    async def scenario() -> tuple[float, RecordBatch | Control | None]:
+        source = EmbeddedSource(log, "t", until_end=False)
+        await source.start({})
+        assert await source.fetch(10) is None
+        writer = multiprocessing.get_context("spawn").Process(target=_append_one, args=(str(log.root),))
+        started = time.perf_counter()
+        writer.start()
+        await source.wait(30.0)  # without a wake-up this would be a 30 s poll interval
+        waited = time.perf_counter() - started
+        batch = await source.fetch(10)
+        await source.close()
+        writer.join(10)
+        return waited, batch
+
+    waited, batch = asyncio.run(scenario())
+    assert isinstance(batch, RecordBatch) and batch.partition == 1 and batch.values == [b"{}"]
+    assert waited < 10.0  # the writer process's start-up, not the timeout
