@@ -48,7 +48,7 @@ from .transport import Broker, Control, Sink, Source, TopicSpec
 
 PAUSE_AFTER_S = 0.05
 """A sink flush that takes longer than this pauses the task's source partitions until it is done."""
-YIELD_EVERY_S = 0.003
+YIELD_EVERY_S = 0.0015
 """Longest stretch of back-to-back batch processing before the loop flushes and yields."""
 MIN_BATCH_RECORDS = 16
 FIRST_BATCH_RECORDS = 64
