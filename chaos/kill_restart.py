@@ -26,7 +26,7 @@ import orjson
 
 from streamcore.deadletter import DeadLetter
 from streamcore.log import EmbeddedLog, TopicConfig
-from streamcore.testing import results_table
+from streamcore.testing import cli_command, results_table
 
 APP = Path(__file__).parent / "apps" / "card_windows.py"
 OUTPUTS = ("totals", "sessions")
@@ -64,10 +64,7 @@ def worker(workdir: Path) -> subprocess.Popen[bytes]:
     """Start ``streamcore run`` on the chaos app; its output goes to ``worker.log``."""
     with open(workdir / "worker.log", "ab") as log:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamcore.cli.main",
+            cli_command(
                 "run",
                 str(APP),
                 "--until-end",
@@ -78,7 +75,7 @@ def worker(workdir: Path) -> subprocess.Popen[bytes]:
                 str(workdir / "state"),
                 "--checkpoint-interval-ms",
                 "150",
-            ],
+            ),
             stdout=log,
             stderr=log,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -138,6 +139,12 @@ def results_table(records: Iterable[Record]) -> dict[tuple[str, int, int], dict[
         else:
             table[window] = value
     return table
+
+
+def cli_command(*args: str) -> list[str]:
+    """The command line of ``streamcore ARGS`` on this interpreter, for tests and chaos
+    scripts that run real worker processes (and kill them)."""
+    return [sys.executable, "-m", "streamcore.cli.main", *args]
 
 
 def free_port() -> int:

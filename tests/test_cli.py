@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
+
+from streamcore.testing import cli_command
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "payments" / "app.py"
@@ -14,7 +15,7 @@ APP = ROOT / "apps" / "payments" / "app.py"
 
 def cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streamcore.cli.main", *args],
+        cli_command(*args),
         input=stdin.decode() if stdin else None,
         capture_output=True,
         text=True,

@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streamcore.testing import tansu_broker
+from streamcore.testing import cli_command, tansu_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_APP = "tests/integration/apps/kafka_windows.py"
@@ -105,10 +104,7 @@ class Worker:
         }
         with self.log.open("ab") as stderr:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "streamcore.cli.main",
+                cli_command(
                     "worker",
                     TEST_APP,
                     "--broker",
@@ -119,7 +115,7 @@ class Worker:
                     "300",
                     "--quiet",
                     *(["--http", f"127.0.0.1:{http_port}"] if http_port else []),
-                ],
+                ),
                 cwd=ROOT,
                 env=environment,
                 stdout=subprocess.DEVNULL,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from helpers import produce, table
 
 from streamcore.deadletter import DeadLetter
 from streamcore.log import EmbeddedLog
+from streamcore.testing import cli_command
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "apps" / "payments" / "app.py"
@@ -20,10 +20,7 @@ APP = ROOT / "apps" / "payments" / "app.py"
 
 def start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamcore.cli.main",
+        cli_command(
             "run",
             str(APP),
             "--log-dir",
@@ -33,7 +30,7 @@ def start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
             "--progress-every",
             "0.2",
             *extra,
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
