@@ -11,6 +11,7 @@ from helpers import dead_letters, produce, run, settings, table
 
 from operators import Aggregate, Count, Session, Sum, Tumbling
 from streamcore import App, EventTime, IncompatibleState, Runner
+from streamcore import runner as runner_module
 from streamcore.log import EmbeddedLog
 
 
@@ -184,3 +185,24 @@ def test_function_sink_gets_batches(tmp_path: Path) -> None:
     produce(tmp_path, "in", [{"x": i} for i in range(5)])
     run(app, tmp_path)
     assert [v for batch in seen for v in batch] == [0, 2, 4, 6, 8]
+
+
+def test_checkpoints_of_all_tasks_share_one_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three tasks checkpointing at once get CHECKPOINT_SHARE of the time together, not each."""
+    clock = [100.0]
+    monkeypatch.setattr(runner_module.time, "perf_counter", lambda: clock[0])
+    pacer = runner_module.CheckpointPacer()
+    for _ in range(3):
+        pacer.begin()
+    assert pacer.due()
+    for _ in range(3):  # each task takes a 20 ms step
+        pacer.spent(0.02)
+    clock[0] += 0.5
+    assert not pacer.due()  # 60 ms of work is more than 10% of 0.5 s
+    clock[0] += 0.11
+    assert pacer.due()  # and less than 10% of 0.61 s
+    for _ in range(3):
+        pacer.end()
+    pacer.spent(1.0)
+    pacer.begin()  # the next round starts with a clean budget
+    assert pacer.due()
