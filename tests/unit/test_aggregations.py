@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from operators import Count, Max, Mean, Min, Sum
+from operators import Count, CountDistinct, Max, Mean, Min, Sum
 from operators.aggregations import Aggregation
 from operators.fused import fuse
 from streamcore.errors import SchemaError
@@ -75,3 +75,21 @@ def test_fused_extract_rejects_bad_fields(event: Any, message: str) -> None:
     assert fused is not None
     with pytest.raises(SchemaError, match=message):
         fused.extract(event)
+
+
+@given(st.lists(st.one_of(st.booleans(), st.integers(-3, 3), st.sampled_from([0.0, 1.0, 2.5]), st.sampled_from("ab"))))
+def test_count_distinct_counts_values_by_type_and_equality_true_and_1_apart(values: list[Any]) -> None:
+    agg = CountDistinct("v")
+    acc = agg.create()
+    for value in values:
+        acc = agg.add(acc, value)
+    assert agg.result(acc) == len({(type(v) is bool, v) for v in values})
+    halves = agg.merge(_fold(agg, values[::2]), _fold(agg, values[1::2]))
+    assert agg.result(halves) == agg.result(acc)
+
+
+def _fold(agg: CountDistinct, values: list[Any]) -> list[Any]:
+    acc = agg.create()
+    for value in values:
+        acc = agg.add(acc, value)
+    return acc
