@@ -142,7 +142,11 @@ class PartitionedSink(Protocol):
 
 
 class Arrival(Protocol):
-    def current_arrival(self) -> tuple[int, int, int]: ...
+    """Where the record being applied came from (`streamcore.task.TaskStream`)."""
+
+    def current_arrival(self) -> tuple[int, int, int]:
+        """(partition, offset, timestamp) of the record being applied."""
+        ...
 
 
 class ShuffleWriter:
@@ -155,7 +159,6 @@ class ShuffleWriter:
         self._partitions = spec.partitions
         self._producer = producer
         self._arrival = arrival
-        self._partition_of = kafka_partition  # as the keyed stage's owners are located (`Runner._locate`)
         self._announced = NEG_INF
         self._announced_at: int | None = None
         self._heartbeat_ms = None if idle_timeout_ms is None else max(1, idle_timeout_ms // 2)
@@ -171,7 +174,7 @@ class ShuffleWriter:
             orjson.dumps(value),
             ts,
             ((SOURCE_HEADER, b"%d:%d" % (self._producer, offset)),),
-            self._partition_of(key_bytes, self._partitions),
+            kafka_partition(key_bytes, self._partitions),  # as owners are located (`Runner._locate`)
         )
 
     def after_batch(self, watermark: float, at: int) -> None:

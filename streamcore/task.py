@@ -301,8 +301,10 @@ class Task:
             skipped = self._shuffled.duplicates
             self._shuffled.process(batch, at, lambda run: self._apply(run, at), self._fire)
             skipped = self._shuffled.duplicates - skipped
-            self.counters.records_in += skipped
-            self.counters.duplicates += skipped
+            counters = self.counters
+            counters.records_in += skipped
+            counters.records_in_by_partition[p] = counters.records_in_by_partition.get(p, 0) + skipped
+            counters.duplicates += skipped
         else:
             if self.tracker.on_arrival(p, at):
                 self._fire()
