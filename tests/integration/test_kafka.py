@@ -183,13 +183,18 @@ def test_two_workers_one_killed_and_restarted_lose_and_double_count_nothing(kafk
     )
 
 
-def test_a_third_worker_joining_takes_partitions_and_results_stay_exact(kafka: str, tmp_path: Path) -> None:
-    name, events, workers = _two_workers_halfway(kafka, tmp_path)
+@pytest.mark.parametrize("key_by", ["key", "user"])
+def test_a_third_worker_joining_takes_partitions_and_results_stay_exact(
+    kafka: str, tmp_path: Path, key_by: str
+) -> None:
+    """By the message key (no repartition) and by "user" (shuffle and keyed tasks both move)."""
+    env = {"STREAMCORE_TEST_KEY_BY": key_by}
+    name, events, workers = _two_workers_halfway(kafka, tmp_path, **env)
     try:
-        workers.append(Worker(kafka, name, tmp_path / "w3"))
+        workers.append(Worker(kafka, name, tmp_path / "w3", **env))
         _produce_slowly(kafka, name, events[len(events) // 2 :], 4)
         run(produce(kafka, f"{name}-events", closing_events(events)))
-        expected = expected_windows(events)
+        expected = expected_windows(events, key=key_by)
         assert _wait_for(kafka, name, expected) == expected
         assert "state restored" in (tmp_path / "w3.log").read_text()  # it owns partitions now
     finally:
