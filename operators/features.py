@@ -23,7 +23,7 @@ applied to all of them, then passed on downstream unchanged.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,11 +118,15 @@ class FeatureView:
             raise ConfigError("view.features", f"feature view {self.name!r} has no features")
         self.plans()  # validate eagerly: errors name the setting when the job is built
 
-    def check(self, event: Any) -> None:
-        """Raise `SchemaError` for an event a feature of the view cannot read."""
-        plans, _ = self.plans()
-        for plan in plans:
-            FeatureOperator._extract(plan, event)
+    def checker(self) -> Callable[[Any], None]:
+        """Raises `SchemaError` for an event a feature of the view cannot read."""
+        plans, _ = self.plans()  # once, not per event
+
+        def check(event: Any) -> None:
+            for plan in plans:
+                FeatureOperator._extract(plan, event)
+
+        return check
 
     def plans(self) -> tuple[list[Plan], tuple[str, ...]]:
         plans: list[Plan] = []

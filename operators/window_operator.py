@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +47,14 @@ class WindowAggregateSpec:
     state_version: int = 1
     needs_event_time: bool = field(default=True, init=False)
 
-    def check(self, event: Any) -> None:
-        """Raise `SchemaError` if an aggregated field is missing or not a finite number."""
-        extract_values(self.aggregations, event)
+    def checker(self) -> Callable[[Any], None]:
+        """Raises `SchemaError` if an aggregated field is missing or not a finite number."""
+        aggregations = self.aggregations
+
+        def check(event: Any) -> None:
+            extract_values(aggregations, event)
+
+        return check
 
     def build(self, context: OperatorContext) -> Operator:
         if self.kind == "session":

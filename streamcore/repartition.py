@@ -111,12 +111,12 @@ def plan(app_name: str, pipelines: Sequence[Pipeline], topics: Mapping[str, Topi
 
 
 def _checks(after_cut: Sequence[Step]) -> list[MapStep]:
-    """The `check` of each operator right after the cut, as steps of the shuffle stage."""
+    """The `checker()` of each operator right after the cut, as steps of the shuffle stage."""
     checks = []
     for step in after_cut:
         if not isinstance(step, OperatorStep):
             break
-        checks.append(MapStep(_checking(step.spec.check)))
+        checks.append(MapStep(_checking(step.spec.checker())))
     return checks
 
 
@@ -230,13 +230,22 @@ class ProducerWatermarks(WatermarkTracker):
         self.applied = {int(p): o for p, o in snapshot.get("applied", {}).items()}
 
 
-def origin_of(headers: Headers, value: bytes) -> tuple[int, int]:
-    """(producer, source offset) of a shuffled event; (producer, -1) for a watermark record."""
+def source_position(headers: Headers) -> tuple[int, int] | None:
+    """(source partition, source offset) of a shuffled event; None for a watermark record."""
     for name, header in headers:
         if name == SOURCE_HEADER:
             producer, _, offset = header.partition(b":")
             return int(producer), int(offset)
-    return int(orjson.loads(value)["producer"]), -1
+    return None
+
+
+def _read(headers: Headers, value: bytes) -> tuple[int, int, float | None]:
+    """(producer, source offset, None) of a shuffled event; (producer, -1, watermark) of a watermark record."""
+    position = source_position(headers)
+    if position is not None:
+        return position[0], position[1], None
+    record = orjson.loads(value)
+    return int(record["producer"]), -1, record["watermark"]
 
 
 class ShuffledInput:
@@ -253,15 +262,15 @@ class ShuffledInput:
         """Apply the batch's new events in order (runs of them through `apply`), with W moving between."""
         tracker = self.tracker
         headers = batch.headers or [()] * len(batch)
-        origins = [origin_of(h, v) for h, v in zip(headers, batch.values, strict=True)]
+        records = [_read(h, v) for h, v in zip(headers, batch.values, strict=True)]
         advanced = False
-        for producer in {producer for producer, _ in origins}:
+        for producer in {producer for producer, _, _ in records}:
             advanced = tracker.on_arrival(producer, at) or advanced  # each producer is active as of `at`
         if advanced:
             fire()
         applied = tracker.applied
         start = 0  # first index of the current run of new events
-        for i, (producer, offset) in enumerate(origins):
+        for i, (producer, offset, watermark) in enumerate(records):
             if offset > applied.get(producer, -1):
                 applied[producer] = offset
                 continue
@@ -271,8 +280,7 @@ class ShuffledInput:
             if offset >= 0:
                 self.duplicates += 1
                 continue
-            watermark = orjson.loads(batch.values[i])["watermark"]
             if watermark is not None and tracker.advance(producer, watermark):
                 fire()
-        if start < len(origins):
-            apply(batch.slice(start, len(origins)))
+        if start < len(records):
+            apply(batch.slice(start, len(records)))

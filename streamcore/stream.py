@@ -147,7 +147,7 @@ class Stream:
 
     def process(self, spec: OperatorSpec) -> Stream:
         """Add a stateful operator (windows, features, joins ...) built from `spec`."""
-        for attr in ("name", "state_version", "build", "check"):
+        for attr in ("name", "state_version", "build", "checker"):
             if not hasattr(spec, attr):
                 raise ConfigError("process", f"{spec!r} is not an operator spec (no {attr!r})")
         taken = {s.spec.name for s in self._steps if isinstance(s, OperatorStep)}

@@ -38,7 +38,7 @@ from .nodes import CallbackSink, key_bytes
 from .online import EntityStore, FeatureReader, OnlineState
 from .operator import FILTERED, LATE, Emit, Operator, admit_any
 from .records import RecordBatch
-from .repartition import PartitionedSink, ProducerWatermarks, ShuffledInput, ShuffleWriter, origin_of
+from .repartition import PartitionedSink, ProducerWatermarks, ShuffledInput, ShuffleWriter, source_position
 from .state import CheckpointWrite, TaskStore
 from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep, ShuffleSink
 from .transport import Sink
@@ -473,9 +473,10 @@ class Task:
         """
         topic, partition, offset = batch.topic, batch.partition, batch.base_offset + i
         origin = self.pipeline.repartitioned_from
-        if origin is not None:
+        position = None if origin is None else source_position(batch.header_list(i))
+        if origin is not None and position is not None:
             topic = origin.name
-            partition, offset = origin_of(batch.header_list(i), batch.values[i])
+            partition, offset = position
         self._write_dead_letter(
             sink,
             reason,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,8 @@ class RunningCountSpec:
     def build(self, context: OperatorContext) -> Operator:
         return RunningCount(context)
 
-    def check(self, event: Any) -> None:
-        return None
+    def checker(self) -> Callable[[Any], None]:
+        return lambda event: None
 
 
 @dataclass
