@@ -103,9 +103,11 @@ def produce(root: str, rate: float, seconds: float, ready: Any) -> None:
     log.close()
 
 
-def load(port: int, rps: int, seconds: float, out: Any) -> None:
-    """A separate process: POST /score/fraud at `rps` on a schedule; report latencies (ms)."""
+def load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
+    """A separate process: POST /score/fraud at `rps` on a schedule once `go` is set; report latencies (ms)."""
     import aiohttp
+
+    go.wait()  # started early: its interpreter's start-up is not part of the measured window
 
     async def run() -> list[float]:
         latencies: list[float] = []
@@ -163,16 +165,17 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[st
     while runner.server is None:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     ctx = multiprocessing.get_context("spawn")
-    ready, results = ctx.Event(), ctx.Queue()
+    ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
     producer = ctx.Process(target=produce, args=(str(root / "log"), rate, seconds, ready))
-    loader = ctx.Process(target=load, args=(runner.server.port, rps, seconds - 1.0, results)) if rps else None
+    loader = ctx.Process(target=load, args=(runner.server.port, rps, seconds - 1.0, go, results)) if rps else None
     producer.start()
-    await asyncio.sleep(1.5)  # let the producer process start before the clock runs
+    if loader is not None:
+        loader.start()
+    await asyncio.sleep(1.5)  # let the producer and load processes start before the clock runs
     ready.set()
     await asyncio.sleep(1.0)  # warm up: the first second is not measured
     probe.ms.clear()
-    if loader is not None:
-        loader.start()
+    go.set()
     while producer.is_alive():  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     latencies: list[float] = []
