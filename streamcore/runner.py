@@ -58,10 +58,14 @@ FLUSH_EVERY_S = 0.01
 CHECKPOINT_STEP_S = 0.0015
 """How long one checkpoint step may encode or write state before the stream goes on."""
 CHECKPOINT_SHARE = 0.1
-"""Checkpoints in steps use at most this share of the time, all tasks' together, so that their
-bursts do not starve the streams and the requests (a 300 ms checkpoint spreads over 3 s).
-Measured with bench/freshness.py: at 0.2 the loop ran at 95% during checkpoints and the
-freshness p99 at 50% load was 30-86 ms; at 0.1, 6-12 ms."""
+"""While the streams are busy, checkpoint steps use at most this share of the time, all
+tasks' together, so that their bursts do not starve the streams and the requests (a 300 ms
+checkpoint spreads over 3 s). Measured with bench/freshness.py: at 0.2 the loop ran at 95%
+during checkpoints and the freshness p99 at 50% load was 30-86 ms; at 0.1, 6-12 ms.
+Steps taken while a task is idle count towards the share too."""
+IDLE_STEP_S = 0.0005
+"""How long one checkpoint step may run while the task has nothing to process: records
+that arrive meanwhile wait for at most about this."""
 IDLE_WAIT_MIN_S = 0.0005
 IDLE_WAIT_MAX_S = 0.01
 """With no records, wait for an in-process append or poll, backing off up to this."""
@@ -105,6 +109,10 @@ def broker_from_settings(settings: RunSettings) -> Broker | KafkaBroker:
     if settings.broker.startswith("embedded:"):
         return EmbeddedBroker(EmbeddedLog(settings.embedded_log_dir, fsync=settings.fsync))  # type: ignore[arg-type]
     return KafkaBroker(KafkaSettings.from_url(settings.broker))
+
+
+async def _done() -> None:
+    return None
 
 
 class CheckpointPacer:
@@ -165,6 +173,8 @@ class _TaskRun:
         """Batches applied since the last publish, for the freshness metric (feature streams only)."""
         self.checkpointing: TaskCheckpoint | None = None
         """The checkpoint being taken in steps, if any."""
+        self.syncing: asyncio.Future[None] | None = None
+        """The written checkpoint's fsync, running in a thread (see `TaskStore.sync_wal`)."""
         self._checkpoint_started = 0.0
         self._batch_seconds = metrics.batch.labels(task.pipeline.name)
         self._checkpoint_seconds = metrics.checkpoint.labels(task.pipeline.name)
@@ -216,29 +226,67 @@ class _TaskRun:
         """A checkpoint is under way and the pacer allows a step (see `CHECKPOINT_SHARE`)."""
         return self.checkpointing is not None and self.pacer.due()
 
-    async def step_checkpoint(self, budget_s: float) -> None:
-        """Advance the checkpoint by one bounded step; commit it when it is complete."""
+    async def step_checkpoint(self, budget_s: float, *, idle: bool = False) -> None:
+        """Advance the checkpoint by one bounded step; commit it once it is written and synced.
+
+        While the fsync runs in its thread, a step does nothing: the stream goes on.
+        `idle`: the task had nothing to process, so the step held nothing back.
+        """
         checkpoint = self.checkpointing
         if checkpoint is None:
             return
         started = time.perf_counter()
-        if checkpoint.step(budget_s):
-            checkpoint.commit()
-            self.checkpointing = None
-            self.pacer.end()
-            if self.changelog is not None:  # other workers can restore this checkpoint only now
-                offset = await self.changelog.flush()
-                if offset >= 0:
-                    self.task.store.set_changelog_mark(self.task.checkpoint_id, offset)
-            await self.source.commit(checkpoint.positions)
-            self._checkpoint_seconds.observe(time.perf_counter() - self._checkpoint_started)
+        if self.syncing is None and checkpoint.step(budget_s):
+            store = self.task.store
+            self.syncing = asyncio.ensure_future(asyncio.to_thread(store.sync_wal) if store.sync else _done())
+        if self.syncing is not None and self.syncing.done():
+            self.syncing.result()  # a failed sync fails the task
+            self.syncing = None
+            await self._commit(checkpoint)
         spent = time.perf_counter() - started
         self.pacer.spent(spent)
-        self.task.counters.backpressure_s += spent
+        if not idle:
+            self.task.counters.backpressure_s += spent
+
+    async def _commit(self, checkpoint: TaskCheckpoint) -> None:
+        """The checkpoint is durable: count it, then let the changelog and the source know."""
+        checkpoint.commit()
+        self.checkpointing = None
+        self.pacer.end()
+        if self.changelog is not None:  # other workers can restore this checkpoint only now
+            offset = await self.changelog.flush()
+            if offset >= 0:
+                self.task.store.set_changelog_mark(self.task.checkpoint_id, offset)
+        await self.source.commit(checkpoint.positions)
+        self._checkpoint_seconds.observe(time.perf_counter() - self._checkpoint_started)
 
     async def finish_checkpoint(self) -> None:
         while self.checkpointing is not None:
+            if self.syncing is not None:
+                await asyncio.wait([self.syncing])
             await self.step_checkpoint(1.0)
+
+    async def checkpoint_while_idle(self, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for records, advancing the checkpoint meanwhile.
+
+        The idle time is free, so steps here are not paced; they are short
+        (`IDLE_STEP_S`), and between them requests and appends that came in go first,
+        so records that arrive wait for at most one step.
+        """
+        waiting = asyncio.ensure_future(self.source.wait(timeout_s))
+        try:
+            while not waiting.done() and self.checkpointing is not None and not self.retired:
+                if self.syncing is not None and not self.syncing.done():
+                    await asyncio.wait([waiting, self.syncing], return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                async with self.lock:
+                    if not self.retired:
+                        await self.step_checkpoint(IDLE_STEP_S, idle=True)
+                await asyncio.sleep(0)  # the loop polls: an append or a request queues its callback,
+                await asyncio.sleep(0)  # which runs before the next step
+            await waiting
+        finally:
+            waiting.cancel()
 
 
 class Runner:
@@ -620,12 +668,15 @@ class Runner:
                     elif now >= next_flush:
                         await run.flush()
                         next_flush = now + FLUSH_EVERY_S
-                    if run.checkpoint_step_due():
+                    if item is not None and run.checkpoint_step_due():
                         await asyncio.sleep(0)  # requests that came in during the stretch go first
                         await run.step_checkpoint(CHECKPOINT_STEP_S)
                     pause = "wait" if item is None else "yield"
             if pause == "wait":
-                await source.wait(idle_wait)
+                if run.checkpointing is not None:
+                    await run.checkpoint_while_idle(idle_wait)
+                else:
+                    await source.wait(idle_wait)
                 idle_wait = min(idle_wait * 2, IDLE_WAIT_MAX_S)
             elif pause == "yield":
                 await asyncio.sleep(0)

@@ -17,10 +17,18 @@ still all or nothing:
 2. commit: one small write of the checkpoint record, naming the journal; from here on
    the checkpoint counts;
 3. apply: the entries are copied to their live keys in small batches, each deleting its
-   journal keys in the same write.
+   journal keys in the same write;
+4. sync: the write-ahead log is fsynced (`TaskStore.sync_wal`). Until then a power loss
+   may lose the checkpoint, never tear it: RocksDB recovers a prefix of its log, and a
+   prefix that holds an apply write holds the commit before it. A killed *process*
+   loses nothing written. Only after the sync may positions be committed elsewhere.
 
 A killed process therefore leaves the last committed checkpoint: on opening, `recover`
 finishes applying a committed journal (applying twice is harmless) and drops any other.
+
+The sync is the only step that waits on the disk (3-130 ms measured on this VM), and
+RocksDB's write holds the GIL while it fsyncs, where `flush_wal` does not: the runner
+runs `sync_wal` in a thread while the stream goes on.
 
 With a `Changelog` (Kafka workers), every write is also handed to it, in order, after it
 is written locally. Any prefix of that sequence, replayed into an empty store and
@@ -47,7 +55,7 @@ _META_KEY = b"m\x00checkpoint"
 _JOURNAL = b"j\x00"
 _CHANGELOG_MARK_KEY = b"l\x00changelog"  # local only: never replicated
 _DELETE = b""  # in a journal: delete the key (state values are never empty)
-WRITE_CHUNK = 128
+WRITE_CHUNK = 64
 """Entries per RocksDB write while a checkpoint is journaled and applied (a few hundred µs each),
 so that a step overshoots its budget by little."""
 
@@ -107,7 +115,7 @@ class CheckpointWrite:
         self._meta = orjson.dumps({**meta, "journal": self._journal.hex()})
 
     def step(self, budget_s: float) -> bool:
-        """Write for up to about `budget_s`; True once committed and applied."""
+        """Write for up to about `budget_s`; True once committed and applied (then `sync_wal`)."""
         if self._meta is None:
             raise StateError("seal the checkpoint before writing it")
         deadline = time.perf_counter() + budget_s
@@ -126,7 +134,7 @@ class CheckpointWrite:
         if not self._committed:
             batch = store.batch()
             batch.put(_META_KEY, self._meta)
-            store._write(batch, sync=store.sync)  # the journal before it is in the WAL, in order
+            store._write(batch, sync=False)  # after the journal in the WAL; durable at `sync_wal`
             self._committed = True
         while chunk := list(islice(self._to_apply, WRITE_CHUNK)):
             batch = store.batch()
@@ -139,10 +147,12 @@ class CheckpointWrite:
         return True
 
     def complete(self, meta: dict[str, Any]) -> int:
-        """Seal and write all of it now; return the bytes written."""
+        """Seal and write all of it now, durably; return the bytes written."""
         self.seal(meta)
         while not self.step(1.0):
             pass
+        if self._store.sync:
+            self._store.sync_wal()
         return self.bytes
 
 
@@ -255,6 +265,15 @@ class TaskStore:
             batch.delete(key)
         self._write(batch, sync=True)
         return applied
+
+    def sync_wal(self) -> None:
+        """Make every write so far durable (fsync the write-ahead log).
+
+        Releases the GIL while the disk works: call it from a thread (`asyncio.to_thread`)."""
+        try:
+            self._db.flush_wal(True)
+        except Exception as exc:
+            raise StateError(f"sync of {self.path} failed: {exc}") from exc
 
     def batch(self) -> _Batch:
         return _Batch(self.changelog is not None)

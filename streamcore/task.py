@@ -44,7 +44,7 @@ from .stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, Scor
 from .transport import Sink
 
 CHECKPOINT_FORMAT = 1
-ENCODE_CHUNK = 64
+ENCODE_CHUNK = 32
 """Keyed entries a checkpoint step encodes between looks at the clock (a large entry takes ~10 µs)."""
 MAX_TIMESTAMP = 2**62
 """Largest accepted event time (epoch ms, about the year 146 million): window bounds stay in 64 bits."""
