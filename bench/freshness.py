@@ -10,6 +10,9 @@
 3. During both runs, a load *process* sends ``POST /score/fraud`` at a fixed rate over
    loopback, on a schedule (latency counted from the scheduled send time, so a stall
    is not hidden by sending later), for a bounded time.
+4. A third process that only sleeps 1 ms at a time reports the machine's own pauses
+   (oversleeps over 5 ms), so that a tail the machine caused can be told from one the
+   engine caused.
 
 The last line is JSON: {"max_eps", "freshness_p99_ms_at_50", "freshness_p99_ms_at_90",
 "score_p99_ms", ...}. Everything stops by itself; only 127.0.0.1 is used.
@@ -103,6 +106,25 @@ def produce(root: str, rate: float, seconds: float, ready: Any) -> None:
     log.close()
 
 
+def pauses(seconds: float, go: Any, out: Any) -> None:
+    """A separate process that sleeps 1 ms at a time and reports each oversleep over 5 ms.
+
+    It does no work, so its pauses are the machine's (the scheduler, the hypervisor, the
+    kernel), not the engine's: a freshness tail that coincides with them is the machine's.
+    """
+    go.wait()
+    found: list[float] = []
+    end = time.perf_counter() + seconds
+    last = time.perf_counter()
+    while last < end:
+        time.sleep(0.001)
+        now = time.perf_counter()
+        if now - last > 0.005:
+            found.append((now - last) * 1000)
+        last = now
+    out.put(found)
+
+
 def load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
     """A separate process: POST /score/fraud at `rps` on a schedule once `go` is set; report latencies (ms)."""
     import aiohttp
@@ -165,10 +187,12 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[st
     while runner.server is None:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     ctx = multiprocessing.get_context("spawn")
-    ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    ready, go, results, paused = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue()
     producer = ctx.Process(target=produce, args=(str(root / "log"), rate, seconds, ready))
     loader = ctx.Process(target=load, args=(runner.server.port, rps, seconds - 1.0, go, results)) if rps else None
+    meter = ctx.Process(target=pauses, args=(seconds - 1.0, go, paused))
     producer.start()
+    meter.start()
     if loader is not None:
         loader.start()
     await asyncio.sleep(1.5)  # let the producer and load processes start before the clock runs
@@ -183,6 +207,8 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[st
         latencies = await asyncio.to_thread(results.get, True, 60)
         loader.join(10)
     producer.join(10)
+    machine_pauses = await asyncio.to_thread(paused.get, True, 60)
+    meter.join(10)
     await asyncio.sleep(0.2)
     runner.stop()
     status = await running
@@ -193,6 +219,7 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[st
         "freshness_ms": probe.ms,
         "score_ms": latencies,
         "achieved_rps": len(latencies) / max(1e-9, seconds - 1.0),
+        "machine_pauses_ms": machine_pauses,
     }
 
 
@@ -244,6 +271,8 @@ def main() -> int:
                 f"at {share:.0%} ({r['rate']:,.0f}/s): freshness p50 {percentile(f, 0.5):.2f} ms, "
                 f"p99 {percentile(f, 0.99):.2f} ms, p99.9 {percentile(f, 0.999):.2f} ms ({len(f):,} events)"
             )
+            p = r["machine_pauses_ms"]
+            line += f"  |  machine pauses over 5 ms: {len(p)}" + (f", longest {max(p):.0f} ms" if p else "")
             if s:
                 line += (
                     f"  |  score at {r['achieved_rps']:.0f}/s: p50 {percentile(s, 0.5):.2f} ms, "
@@ -266,6 +295,8 @@ def main() -> int:
                 "score_p50_ms": round(percentile(at50["score_ms"], 0.5), 3),
                 "score_p99_ms": round(percentile(at50["score_ms"], 0.99), 3),
                 "score_rps": round(at50["achieved_rps"]),
+                "machine_pauses_over_5ms_at_50": len(at50["machine_pauses_ms"]),
+                "longest_machine_pause_ms_at_50": round(max(at50["machine_pauses_ms"], default=0.0), 1),
             }
         )
     )
