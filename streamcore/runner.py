@@ -4,8 +4,11 @@ Per pipeline the loop is: fetch a batch, process it (synchronously, bounded in s
 flush the sinks, checkpoint when due, yield to the event loop. A checkpoint is
 
 1. flush every sink of the task (its outputs so far are durable: at-least-once);
-2. write operator state, source positions and watermarks in one RocksDB batch;
-3. tell the source (Kafka commits offsets only now).
+2. take the cut of operator state, source positions and watermarks at once;
+3. encode and write it in bounded steps (`streamcore.state.CheckpointWrite`): in the
+   task's idle time, and within `CHECKPOINT_SHARE` of the time while it is busy;
+4. with fsync, sync RocksDB's log in a thread while the stream goes on;
+5. tell the changelog and the source (Kafka commits offsets only now).
 
 SIGINT/SIGTERM finish the current batch, checkpoint and stop. End of input (with
 ``until_end``) fires every window, then checkpoints the windows as fired but with
@@ -612,8 +615,10 @@ class Runner:
         `YIELD_EVERY_S`, and processed back to back for up to `YIELD_EVERY_S`. Then,
         and whenever the source has nothing, what was applied is published (readable, with
         its freshness measured), the sinks are flushed (at most every `FLUSH_EVERY_S`), a
-        checkpoint is started or advanced by one bounded step (within `CHECKPOINT_SHARE`),
-        and the loop yields so that other tasks and HTTP requests get their turn. Nothing
+        checkpoint is started or, after a busy stretch, advanced by one bounded step
+        (within `CHECKPOINT_SHARE`), and the loop yields so that other tasks and HTTP
+        requests get their turn. With nothing to process, the checkpoint advances in short
+        steps until records come in (`_TaskRun.checkpoint_while_idle`). Nothing
         awaits before that publish, so a read never sees state that was not published.
         Checkpoints are taken in steps between batches (see `TaskCheckpoint`), so a large
         one does not stop the stream.
