@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import pytest
 from helpers import dead_letters, produce, run, settings, table
 
 from operators import Aggregate, Count, FeatureView, Rolling, Session, Sum, Tumbling
-from streamcore import App, EventTime, IncompatibleState, Runner
+from streamcore import App, EventTime, IncompatibleState, Runner, RunStatus
 from streamcore import runner as runner_module
 from streamcore.log import EmbeddedLog
+from streamcore.runner import _TaskRun
 from streamcore.state import TaskStore
 
 
@@ -211,6 +213,20 @@ def test_checkpoints_of_all_tasks_share_one_time_budget(monkeypatch: pytest.Monk
     assert pacer.due()
 
 
+async def started(runner: Runner, records: int) -> tuple[asyncio.Task[RunStatus], _TaskRun]:
+    """Start a one-task runner and wait until it has read `records`; its asyncio task and its task."""
+    task = asyncio.create_task(runner.run())
+    await until(lambda: bool(runner.sources) and runner.status().records_in >= records)
+    (run,) = runner._runs
+    return task, run
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll from outside the runner (it has no event to wait on for these moments)."""
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+
+
 def test_an_idle_task_checkpoints_in_its_idle_time_and_records_that_arrive_do_not_wait(tmp_path: Path) -> None:
     """While a task has nothing to process, its checkpoint runs unpaced in short steps.
 
@@ -231,19 +247,13 @@ def test_an_idle_task_checkpoints_in_its_idle_time_and_records_that_arrive_do_no
                 (time.perf_counter(), run.checkpointing is not None) for b in batches if b.values[0].find(b"late") > 0
             )
         )
-        task = asyncio.create_task(runner.run())
-        while not runner.sources or runner.status().records_in < 30_000:  # noqa: ASYNC110 - polls from outside
-            await asyncio.sleep(0.01)
-        (run,) = runner._runs
-        while run.checkpointing is None:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-        started = time.perf_counter()
-        producer = EmbeddedLog(tmp_path / "log").producer("events")
-        producer.send_many([orjson.dumps({"user": "late", "ts": 50_000})], [0])
+        task, run = await started(runner, records=30_000)
+        await until(lambda: run.checkpointing is not None)
+        began = time.perf_counter()
+        EmbeddedLog(tmp_path / "log").producer("events").send_many([orjson.dumps({"user": "late", "ts": 50_000})], [0])
         appended = time.perf_counter()
-        while run.checkpointing is not None:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-        took, work = time.perf_counter() - started, run.pacer._busy_s
+        await until(lambda: run.checkpointing is None)
+        took, work = time.perf_counter() - began, run.pacer._busy_s
         runner.stop()
         await task
         ((at, during),) = readable
@@ -271,17 +281,12 @@ def test_a_slow_disk_sync_does_not_stop_the_stream(tmp_path: Path, monkeypatch: 
             settings(tmp_path, until_end=False, checkpoint_interval_ms=50, fsync="always"),
             handle_signals=False,
         )
-        task = asyncio.create_task(runner.run())
-        while not runner.sources or runner.status().records_in < 1:  # noqa: ASYNC110 - polls from outside
-            await asyncio.sleep(0.01)
-        (run,) = runner._runs
-        while run.syncing is None:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
+        task, run = await started(runner, records=1)
+        await until(lambda: run.syncing is not None)
         counted_before = run.task.counters.checkpoints
         appended = time.perf_counter()
         EmbeddedLog(tmp_path / "log").producer("orders").send_many([orjson.dumps(ev("a", 20))], [0])
-        while runner.status().records_in < 2:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
+        await until(lambda: runner.status().records_in >= 2)
         waited = time.perf_counter() - appended
         counted_while_syncing = run.task.counters.checkpoints if run.syncing is not None else -1
         runner.stop()
