@@ -129,6 +129,8 @@ class CheckpointPacer:
         self.under_way = 0
         self._since = 0.0
         self._busy_s = 0.0
+        self.working: set[object] = set()
+        """The tasks that have records in hand: while any has, no other task is idle for real."""
 
     def begin(self) -> None:
         if self.under_way == 0:
@@ -145,6 +147,10 @@ class CheckpointPacer:
     def due(self) -> bool:
         """The steps so far have used less than their share of the time since checkpoints began."""
         return self._busy_s <= CHECKPOINT_SHARE * (time.perf_counter() - self._since)
+
+    def idle_for(self, task: object) -> bool:
+        """No task but `task` has records in hand: the loop's spare time is its to use."""
+        return not self.working or self.working == {task}
 
 
 class _TaskRun:
@@ -272,15 +278,19 @@ class _TaskRun:
     async def checkpoint_while_idle(self, timeout_s: float) -> None:
         """Wait up to `timeout_s` for records, advancing the checkpoint meanwhile.
 
-        The idle time is free, so steps here are not paced; they are short
-        (`IDLE_STEP_S`), and between them requests and appends that came in go first,
-        so records that arrive wait for at most one step.
+        Idle time is free, so while no other task has records in hand, steps here are not
+        paced; they are short (`IDLE_STEP_S`), and between them requests and appends that
+        came in go first, so records that arrive wait for at most one step. While another
+        task is busy, the loop is not idle: steps keep to `CHECKPOINT_SHARE`.
         """
         waiting = asyncio.ensure_future(self.source.wait(timeout_s))
         try:
             while not waiting.done() and self.checkpointing is not None and not self.retired:
                 if self.syncing is not None and not self.syncing.done():
                     await asyncio.wait([waiting, self.syncing], return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                if not (self.pacer.idle_for(self) or self.pacer.due()):  # other tasks are busy: paced
+                    await asyncio.wait([waiting], timeout=CHECKPOINT_STEP_S)
                     continue
                 async with self.lock:
                     if not self.retired:
@@ -638,6 +648,10 @@ class Runner:
             async with run.lock:
                 if run.retired:
                     return
+                if isinstance(item, RecordBatch):
+                    run.pacer.working.add(run)
+                else:
+                    run.pacer.working.discard(run)
                 if item is Control.END_OF_INPUT:
                     await run.finish_checkpoint()
                     task.finish()
@@ -694,6 +708,7 @@ class Runner:
 
         Under the task's lock, so it never falls inside a stretch the drive is working on.
         """
+        run.pacer.working.discard(run)
         async with run.lock:
             if not run.retired:
                 run.retired = True

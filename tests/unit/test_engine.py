@@ -213,6 +213,19 @@ def test_checkpoints_of_all_tasks_share_one_time_budget(monkeypatch: pytest.Monk
     assert pacer.due()
 
 
+def test_a_task_checkpoints_unpaced_only_while_no_other_task_has_records() -> None:
+    """Idle time is the loop's, not one task's: a busy task keeps the others' checkpoints paced."""
+    pacer = runner_module.CheckpointPacer()
+    idle, busy = object(), object()
+    assert pacer.idle_for(idle)
+    pacer.working.add(idle)  # its own records do not count against it
+    assert pacer.idle_for(idle)
+    pacer.working.add(busy)
+    assert not pacer.idle_for(idle)
+    pacer.working.discard(busy)
+    assert pacer.idle_for(idle)
+
+
 async def started(runner: Runner, records: int) -> tuple[asyncio.Task[RunStatus], _TaskRun]:
     """Start a one-task runner and wait until it has read `records`; its asyncio task and its task."""
     task = asyncio.create_task(runner.run())
