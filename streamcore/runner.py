@@ -114,10 +114,6 @@ def broker_from_settings(settings: RunSettings) -> Broker | KafkaBroker:
     return KafkaBroker(KafkaSettings.from_url(settings.broker))
 
 
-async def _done() -> None:
-    return None
-
-
 class CheckpointPacer:
     """Keeps the checkpoint steps of all tasks within `CHECKPOINT_SHARE` of the time.
 
@@ -245,12 +241,16 @@ class _TaskRun:
         if checkpoint is None:
             return
         started = time.perf_counter()
-        if self.syncing is None and checkpoint.step(budget_s):
-            store = self.task.store
-            self.syncing = asyncio.ensure_future(asyncio.to_thread(store.sync_wal) if store.sync else _done())
-        if self.syncing is not None and self.syncing.done():
-            self.syncing.result()  # a failed sync fails the task
-            self.syncing = None
+        store = self.task.store
+        if self.syncing is None:
+            if checkpoint.step(budget_s):
+                if store.sync:
+                    self.syncing = asyncio.ensure_future(asyncio.to_thread(store.sync_wal))
+                else:
+                    await self._commit(checkpoint)
+        elif self.syncing.done():
+            syncing, self.syncing = self.syncing, None
+            syncing.result()  # a failed sync fails the task
             await self._commit(checkpoint)
         spent = time.perf_counter() - started
         self.pacer.spent(spent)
@@ -515,6 +515,11 @@ class Runner:
         """Every feature view: those kept here and (Kafka) those other workers announced."""
         return sorted(set(self.online.views) | (self._owners.views() if self._owners else set()))
 
+    def _store(self, pipeline: Pipeline, partition: int | None = None) -> TaskStore:
+        """The task's RocksDB: one per stream, or (Kafka) per stream and partition."""
+        path = Path(self.settings.state_dir) / self.app.name / pipeline.name
+        return TaskStore(path if partition is None else path / f"p{partition}", sync=self.settings.fsync == "always")
+
     def _changelog_topic(self, pipeline: Pipeline) -> str:
         return f"{self.app.name}-{pipeline.name}-changelog"
 
@@ -527,10 +532,7 @@ class Runner:
                     continue
                 started = time.perf_counter()
                 changelog = broker.changelog(self._changelog_topic(pipeline), partition)
-                store = TaskStore(
-                    Path(self.settings.state_dir) / self.app.name / pipeline.name / f"p{partition}",
-                    sync=self.settings.fsync == "always",
-                )
+                store = self._store(pipeline, partition)
                 replayed = await changelog.restore(store)
                 run = await self._open(
                     pipeline, broker, self._group.source(topic, partition), store=store, changelog=changelog
@@ -593,9 +595,7 @@ class Runner:
         dead_letters = broker.sink(self.app.dead_letter_topic.name)
         late = broker.sink(self.app.late_topic.name)
         if store is None:
-            store = TaskStore(
-                Path(self.settings.state_dir) / self.app.name / pipeline.name, sync=self.settings.fsync == "always"
-            )
+            store = self._store(pipeline)
         task = Task(
             pipeline,
             app_name=self.app.name,
