@@ -473,8 +473,7 @@ class Task:
         """
         topic, partition, offset = batch.topic, batch.partition, batch.base_offset + i
         origin = self.pipeline.repartitioned_from
-        position = None if origin is None else source_position(batch.header_list(i))
-        if origin is not None and position is not None:
+        if origin is not None and (position := source_position(batch.header_list(i))) is not None:
             topic = origin.name
             partition, offset = position
         self._write_dead_letter(
