@@ -60,7 +60,7 @@ class EventTime:
 
     @property
     def max_future_skew_ms(self) -> int | None:
-        return optional_ms(self.max_future_skew, "event_time.max_future_skew")
+        return optional_ms(self.max_future_skew, "event_time.max_future_skew", allow_zero=True)
 
 
 def _encode_time(value: float) -> int | None:

@@ -1,4 +1,4 @@
-"""Shared test setup: the tests directory is importable (tck_adapter, tck_reference, helpers)."""
+"""Shared test setup: the tests directory is importable (tck_adapter, tck_shared, helpers)."""
 
 from __future__ import annotations
 

@@ -190,7 +190,7 @@ def oracle_windows(events: list[dict[str, Any]], key: str, partitions: int = 4) 
     partitioner gives its message key "key"; the job is the test app's. Close events
     (see `closing_events`) are left out of the result, as `final_windows` leaves them out.
     """
-    import tck_reference
+    import tck_shared
 
     from streamcore.kafka import kafka_partition
 
@@ -209,7 +209,7 @@ def oracle_windows(events: list[dict[str, Any]], key: str, partitions: int = 4) 
             for e in events
         ],
     }
-    out = tck_reference.corrected_oracle().expected(case)
+    out = tck_shared.oracle().expected(case)
     assert not out["late"] and not out["dlq"], "the test input is meant to be all on time and valid"
     return {(r["key"], r["start"]): (r["n"], r["total"]) for r in out["results"] if not r["key"].startswith("close")}
 

@@ -58,7 +58,23 @@ CASES: list[tuple[str, Callable[[], Any], str]] = [
     ("timestamp field missing", lambda: EventTime(""), "event_time.field"),
     ("negative out-of-orderness", lambda: EventTime("ts", max_out_of_orderness=-1), "event_time.max_out_of_orderness"),
     ("zero idle timeout", lambda: EventTime("ts", idle_timeout=0), "event_time.idle_timeout"),
-    ("zero future skew", lambda: EventTime("ts", max_future_skew="0s"), "event_time.max_future_skew"),
+    ("negative future skew", lambda: EventTime("ts", max_future_skew=-1), "event_time.max_future_skew"),
+    ("window size above 2**40 ms", lambda: Tumbling(2**40 + 1), "window.size"),
+    ("slide above 2**40 ms", lambda: Sliding(2**40, 2**40 + 1), "window.slide"),
+    ("session gap above 2**40 ms", lambda: window_from_dict({"type": "session", "gap_ms": 2**41}), "window.gap"),
+    ("session gap of 2**63", lambda: Session(2**63), "window.gap"),
+    (
+        "out-of-orderness above 2**40 ms",
+        lambda: EventTime("ts", max_out_of_orderness=2**40 + 1),
+        "event_time.max_out_of_orderness",
+    ),
+    ("idle timeout above 2**40 ms", lambda: EventTime("ts", idle_timeout=2**40 + 1), "event_time.idle_timeout"),
+    ("future skew above 2**40 ms", lambda: EventTime("ts", max_future_skew=2**40 + 1), "event_time.max_future_skew"),
+    (
+        "allowed lateness above 2**40 ms",
+        lambda: app_with_stream()[1].window(Tumbling("1s"), allowed_lateness=2**40 + 1),
+        "window.allowed_lateness",
+    ),
     ("key field missing", lambda: app_with_stream()[1].key_by(""), "key_by"),
     ("map of a non-function", lambda: app_with_stream()[1].map(3), "map"),
     (
@@ -116,6 +132,14 @@ def test_environment_settings_are_read_and_checked() -> None:
     assert (settings.max_batch_records, settings.until_end, settings.checkpoint_interval_ms) == (500, True, 2000)
     with pytest.raises(ConfigError, match="STREAMCORE_MAX_BATCH_RECORDS"):
         RunSettings.from_env({"STREAMCORE_MAX_BATCH_RECORDS": "many"})
+
+
+def test_settings_at_the_edges_of_their_ranges_are_accepted() -> None:
+    """The contract's ranges are inclusive: a future skew of 0 means nothing may be ahead."""
+    assert EventTime("ts", max_future_skew=0).max_future_skew_ms == 0
+    assert EventTime("ts", idle_timeout=1, max_out_of_orderness=2**40).idle_timeout_ms == 1
+    assert Session(2**40).aggregate_operator({"n": Count()}, allowed_lateness_ms=0, name="w").gap == 2**40
+    assert Sliding(2**40, 1).aggregate_operator({"n": Count()}, allowed_lateness_ms=0, name="w").slide == 1
 
 
 def test_durations_accept_common_forms() -> None:
