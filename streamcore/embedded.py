@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from bisect import bisect_left
 from collections.abc import Mapping
 
+from .errors import OffsetOutOfRange
 from .log import EmbeddedLog, PartitionReader, TopicConfig
 from .log.topics import APPENDS, partition_for
 from .log.watch import DirectoryWatch
@@ -14,6 +16,7 @@ from .records import Headers, RecordBatch
 from .transport import Control, TopicSpec
 
 MERGE_TICK_MS = 100
+log = logging.getLogger("streamcore.embedded")
 
 
 class EmbeddedSource:
@@ -32,8 +35,17 @@ class EmbeddedSource:
     With `until_end`, the end offsets as of `start` are the end of input.
     """
 
-    def __init__(self, log: EmbeddedLog, topic: str, *, until_end: bool, merge_tick_ms: int = MERGE_TICK_MS) -> None:
+    def __init__(
+        self,
+        log: EmbeddedLog,
+        topic: str,
+        *,
+        until_end: bool,
+        merge_tick_ms: int = MERGE_TICK_MS,
+        offset_reset: str = "none",
+    ) -> None:
         self.log = log
+        self.offset_reset = offset_reset
         self.topic = topic
         self.tick = merge_tick_ms
         self.partitions = tuple(range(log.topic(topic).partitions))
@@ -48,7 +60,24 @@ class EmbeddedSource:
         self._watch: DirectoryWatch | None = None
         """Appends by other processes (inotify); without it they are seen by polling."""
 
-    async def start(self, positions: Mapping[int, int]) -> None:
+    async def start(self, positions: Mapping[int, int]) -> dict[int, int]:
+        """Seek to `positions`; one past the end of its partition raises `OffsetOutOfRange`,
+        or with ``offset_reset="latest"`` moves to that end (returned, so the task resumes there)."""
+        moved = {}
+        ends = self.log.end_offsets(self.topic)
+        for p, position in positions.items():
+            if position > ends[p]:
+                if self.offset_reset != "latest":
+                    raise OffsetOutOfRange(self.topic, p, position, ends[p])
+                log.warning(
+                    "%s/%d: checkpoint at offset %d is past the log's end %d; going on from the end",
+                    self.topic,
+                    p,
+                    position,
+                    ends[p],
+                )
+                moved[p] = ends[p]
+        positions = {**positions, **moved}
         self._readers = [self.log.reader(self.topic, p, positions.get(p)) for p in self.partitions]
         if not self.until_end:
             directories = [self.log.partition_dir(self.topic, p) for p in self.partitions]
@@ -56,7 +85,8 @@ class EmbeddedSource:
         self._heads = [None] * len(self._readers)
         self._cursors = [0] * len(self._readers)
         if self.until_end:
-            self._ends = self.log.end_offsets(self.topic)
+            self._ends = ends
+        return moved
 
     def stop_at_current_end(self) -> None:
         """From now on, treat the current end of every partition as the end of input."""
@@ -197,14 +227,15 @@ class EmbeddedSink:
 class EmbeddedBroker:
     """The embedded log behind the `Broker` protocol."""
 
-    def __init__(self, log: EmbeddedLog) -> None:
+    def __init__(self, log: EmbeddedLog, *, offset_reset: str = "none") -> None:
         self.log = log
+        self.offset_reset = offset_reset
 
     def ensure_topic(self, spec: TopicSpec) -> None:
         self.log.create_topic(TopicConfig(spec.name, spec.partitions, spec.retention_ms, spec.retention_bytes))
 
     def source(self, topic: str, *, until_end: bool) -> EmbeddedSource:
-        return EmbeddedSource(self.log, topic, until_end=until_end)
+        return EmbeddedSource(self.log, topic, until_end=until_end, offset_reset=self.offset_reset)
 
     def sink(self, topic: str) -> EmbeddedSink:
         return EmbeddedSink(self.log, topic)

@@ -5,7 +5,8 @@
      ├── LogError             the embedded log
      │    ├── TopicNotFound
      │    ├── TopicConflict   a topic exists with other settings (e.g. partition count)
-     │    └── LogCorruption   a frame in the middle of a segment fails its checksum
+     │    ├── LogCorruption   a frame is damaged on disk (not a torn write at the tail)
+     │    └── OffsetOutOfRange a checkpoint resumes past the end of a partition
      ├── StateError           RocksDB state or checkpoints
      │    └── IncompatibleState
      └── RecordError          one record cannot be processed; it is dead-lettered, never raised to the user
@@ -55,12 +56,32 @@ class TopicConflict(LogError):
 
 
 class LogCorruption(LogError):
-    """A complete frame failed its checksum in the middle of a segment: data was damaged on disk."""
+    """A frame was damaged on disk: its checksum fails, or valid frames follow bytes that are no frame."""
 
     def __init__(self, path: str, position: int, detail: str) -> None:
         super().__init__(f"{path} at byte {position}: {detail}")
         self.path = path
         self.position = position
+
+
+class OffsetOutOfRange(LogError):
+    """A checkpointed position lies past the end of its partition: records it counted are gone.
+
+    Resuming there would skip the records appended since under offsets the checkpoint already
+    counted, so the run stops instead, unless ``offset_reset="latest"`` says to go on from the
+    partition's end (like Kafka's ``auto.offset.reset``, which is ``none`` here by default).
+    """
+
+    def __init__(self, topic: str, partition: int, position: int, end: int) -> None:
+        super().__init__(
+            f"topic {topic!r} partition {partition}: the checkpoint resumes at offset {position}, "
+            f"but the log ends at offset {end}. The records the checkpoint counted past {end} are gone "
+            "(the log's tail was cut, or lost in a power failure with fsync=never), and new records "
+            "would reuse their offsets. To go on from the log's end, accepting that, run with "
+            "--offset-reset latest (STREAMCORE_OFFSET_RESET=latest); to recompute from what the log "
+            "holds, remove the state directory."
+        )
+        self.topic, self.partition, self.position, self.end = topic, partition, position, end
 
 
 class StateError(StreamcoreError):

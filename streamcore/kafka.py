@@ -302,7 +302,7 @@ class KafkaPartitionSource:
         self._ready: list[RecordBatch] = []
         self.paused = False
 
-    async def start(self, positions: Mapping[int, int]) -> None:
+    async def start(self, positions: Mapping[int, int]) -> dict[int, int]:
         """Seek to the checkpointed position; without one, to the group's committed offset or the start."""
         position = positions.get(self.tp.partition)
         if position is None:
@@ -311,6 +311,7 @@ class KafkaPartitionSource:
             await self.consumer.seek_to_beginning(self.tp)
         else:
             self.consumer.seek(self.tp, position)
+        return {}
 
     async def fetch(self, max_records: int) -> RecordBatch | Control | None:
         if not self._ready:

@@ -110,7 +110,8 @@ class RunStatus:
 
 def broker_from_settings(settings: RunSettings) -> Broker | KafkaBroker:
     if settings.broker.startswith("embedded:"):
-        return EmbeddedBroker(EmbeddedLog(settings.embedded_log_dir, fsync=settings.fsync))  # type: ignore[arg-type]
+        log = EmbeddedLog(settings.embedded_log_dir, fsync=settings.fsync)  # type: ignore[arg-type]
+        return EmbeddedBroker(log, offset_reset=settings.offset_reset)
     return KafkaBroker(KafkaSettings.from_url(settings.broker))
 
 
@@ -615,7 +616,7 @@ class Runner:
         except Exception:
             store.close()
             raise
-        await source.start(positions)
+        task.positions.update(await source.start(positions))
         return _TaskRun(task, source, [sink, dead_letters, late], self.metrics, self._pacer, changelog)
 
     async def _drive(self, run: _TaskRun) -> None:

@@ -27,6 +27,9 @@ class RunSettings:
     http: ``host:port`` to serve features, scores, snapshots, health and metrics on ("" = off).
     advertise: the URL other Kafka workers send this worker's entity requests to
         (``STREAMCORE_ADVERTISE``; default ``http://<http host, or this host's name>:<port>``).
+    offset_reset: what to do when a checkpointed position is past the end of its embedded
+        log partition (its tail was lost): ``none`` stops with `OffsetOutOfRange`; ``latest``
+        goes on from the partition's end (``STREAMCORE_OFFSET_RESET``).
     """
 
     state_dir: Path = Path(".streamcore/state")
@@ -37,12 +40,15 @@ class RunSettings:
     fsync: str = "never"
     http: str = ""
     advertise: str = ""
+    offset_reset: str = "none"
 
     def __post_init__(self) -> None:
         if self.max_batch_records < 1:
             raise ConfigError("max_batch_records", f"must be >= 1, got {self.max_batch_records}")
         if self.checkpoint_interval_ms < 1:
             raise ConfigError("checkpoint_interval_ms", f"must be > 0, got {self.checkpoint_interval_ms}")
+        if self.offset_reset not in ("none", "latest"):
+            raise ConfigError("offset_reset", f"must be 'none' or 'latest', got {self.offset_reset!r}")
         if self.fsync not in ("never", "always"):
             raise ConfigError("fsync", f"must be 'never' or 'always', got {self.fsync!r}")
         if self.http:

@@ -60,13 +60,14 @@ class ScriptedSource:
         self._cursor = 0
         self.committed: dict[int, int] = {}
 
-    async def start(self, positions: Mapping[int, int]) -> None:
+    async def start(self, positions: Mapping[int, int]) -> dict[int, int]:
         """Skip the arrivals below each partition's restored position."""
         self._items = [
             (item, off)
             for item, off in self._items
             if not isinstance(item, Arrival) or off >= positions.get(item.partition, 0)
         ]
+        return {}
 
     async def fetch(self, max_records: int) -> RecordBatch | Control | None:
         if self._cursor >= len(self._items):

@@ -44,8 +44,12 @@ class Source(Protocol):
     topic: str
     partitions: tuple[int, ...]
 
-    async def start(self, positions: Mapping[int, int]) -> None:
-        """Seek each partition to its checkpointed next offset (absent: the earliest)."""
+    async def start(self, positions: Mapping[int, int]) -> Mapping[int, int]:
+        """Seek each partition to its checkpointed next offset (absent: the earliest).
+
+        Returns the partitions it had to seek elsewhere (a checkpoint past the end of an
+        embedded partition with ``offset_reset="latest"``) and where to: the task resumes there.
+        """
 
     async def fetch(self, max_records: int) -> RecordBatch | Control | None:
         """The next records of one partition, a Control signal, or None if nothing is available.

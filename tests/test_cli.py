@@ -91,3 +91,57 @@ def test_fraud_demo_decides_catches_fraud_and_shows_freshness(tmp_path: Path) ->
 def test_unknown_demo_is_a_clear_error() -> None:
     demo = cli("demo", "nope")
     assert demo.returncode == 2 and "no demo 'nope'" in demo.stderr
+
+
+def _payments(tmp_path: Path, count: int, first_ts: int = 1_000) -> subprocess.CompletedProcess[str]:
+    lines = [{"card": "c1", "merchant": "m1", "amount": 1, "ts": first_ts + i} for i in range(count)]
+    stdin = b"".join(orjson.dumps(x) + b"\n" for x in lines)
+    log = ["--log-dir", str(tmp_path / "log")]
+    return cli("log", "produce", "payments", "--partitions", "4", "--partition", "0", *log, stdin=stdin)
+
+
+def _run_payments(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    log = ["--log-dir", str(tmp_path / "log")]
+    return cli("run", str(APP), "--until-end", "--state-dir", str(tmp_path / "state"), *log, "--quiet", *extra)
+
+
+def test_a_checkpoint_past_the_end_of_the_log_stops_the_run_instead_of_skipping_new_records(tmp_path: Path) -> None:
+    """The log's tail was lost after a checkpoint counted it: new appends would reuse its offsets."""
+    assert _payments(tmp_path, 10).returncode == 0
+    assert _run_payments(tmp_path).returncode == 0  # checkpoints partition 0 at offset 10
+    segment = tmp_path / "log" / "payments" / "0" / f"{0:020d}.log"
+    segment.unlink()  # the tail is gone (here: all of it)
+    assert _payments(tmp_path, 3, first_ts=50_000).returncode == 0  # new records at offsets 0..2
+
+    stopped = _run_payments(tmp_path)
+    assert stopped.returncode == 2
+    assert "topic 'payments' partition 0: the checkpoint resumes at offset 10, but the log ends at offset 3" in (
+        stopped.stderr
+    )
+    assert "--offset-reset latest" in stopped.stderr
+
+    going_on = _run_payments(tmp_path, "--offset-reset", "latest")  # resumes at the log's end, 3
+    assert going_on.returncode == 0, going_on.stderr
+    assert _payments(tmp_path, 2, first_ts=60_000).returncode == 0  # offsets 3, 4
+    after = _run_payments(tmp_path)  # no flag needed: the checkpoint now holds offset 3
+    assert after.returncode == 0 and "every record accounted for" in after.stderr, after.stderr
+    tail = cli("log", "tail", "card-spend", "--log-dir", str(tmp_path / "log"))
+    windows = [orjson.loads(line) for line in tail.stdout.splitlines()]
+    assert any(w["start"] == 60_000 and w["payments"] == 2 for w in windows)
+
+
+def test_a_damaged_frame_stops_the_run_and_log_check_names_it(tmp_path: Path) -> None:
+    assert _payments(tmp_path, 500).returncode == 0
+    segment = tmp_path / "log" / "payments" / "0" / f"{0:020d}.log"
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0x01  # one flipped byte in the last frame
+    segment.write_bytes(bytes(data))
+
+    ran = _run_payments(tmp_path)
+    assert ran.returncode == 2 and f"{segment} at byte 0: frame checksum mismatch" in ran.stderr
+    checked = cli("log", "check", "--log-dir", str(tmp_path / "log"))
+    assert checked.returncode == 1 and f"DAMAGED payments/0: {segment} at byte 0" in checked.stdout
+    assert "ok      payments/1" in checked.stdout
+    produced = _payments(tmp_path, 1)
+    assert produced.returncode == 2 and "checksum mismatch" in produced.stderr
+    assert segment.read_bytes() == bytes(data)  # nothing truncated

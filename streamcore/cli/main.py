@@ -42,6 +42,7 @@ def run_command(args: argparse.Namespace) -> int:
         checkpoint_interval_ms=args.checkpoint_interval_ms,
         http=args.http,
         advertise=getattr(args, "advertise", None),
+        offset_reset=args.offset_reset,
     )
     if args.command == "worker":
         if not settings.broker.startswith("kafka://"):
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--broker", help="embedded:<dir> (default) or kafka://host:port ($STREAMCORE_BROKER)")
         command.add_argument("--checkpoint-interval-ms", type=int, help="milliseconds between checkpoints")
         command.add_argument("--http", metavar="HOST:PORT", help="serve features, scores, health and metrics here")
+        command.add_argument(
+            "--offset-reset",
+            choices=("none", "latest"),
+            help="a checkpoint past the end of an embedded partition: stop (none, the default) "
+            "or go on from the end (latest) ($STREAMCORE_OFFSET_RESET)",
+        )
         command.add_argument("--progress-every", type=float, default=2.0, help="seconds between progress lines")
         command.add_argument("--quiet", action="store_true", help="no progress lines")
         command.set_defaults(func=run_command)

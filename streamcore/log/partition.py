@@ -11,7 +11,10 @@ partition's ``.lock`` file, held for one append. An append is acknowledged
 once its single ``write()`` has returned: the bytes are in the OS page cache
 and survive ``kill -9`` of the writer (``fsync="always"`` also survives power
 loss). A writer killed mid-write leaves a torn frame at the tail; the next
-writer to take the lock truncates it, so readers never see it.
+writer to take the lock truncates it, so readers never see it. Only a torn
+frame is ever truncated: a damaged frame (see `_FrameScanner.next_body`) makes
+readers and writers refuse with `LogCorruption`, and `streamcore log check`
+finds every damaged frame.
 """
 
 from __future__ import annotations
@@ -53,6 +56,27 @@ def list_segments(directory: Path) -> list[int]:
     return sorted(int(n[:-4]) for n in names if n.endswith(".log") and n[:-4].isdigit())
 
 
+def end_offset(directory: Path) -> int:
+    """The next offset the partition would assign: its newest segment scanned from its last index entry."""
+    bases = list_segments(directory)
+    return _scan_valid_end(directory, bases[-1])[1] if bases else 0
+
+
+def check_partition(directory: Path) -> tuple[int, list[LogCorruption]]:
+    """Read every frame of every segment: (records found, the first damage of each damaged segment)."""
+    records, damage = 0, []
+    for base in list_segments(directory):
+        scanner = _FrameScanner(segment_path(directory, base), 0)
+        try:
+            while (body := scanner.next_body()) is not None:
+                records += frame_count(body)[1]
+        except LogCorruption as exc:
+            damage.append(exc)
+        finally:
+            scanner.close()
+    return records, damage
+
+
 def read_index(directory: Path, base_offset: int) -> list[tuple[int, int, int]]:
     """Complete index entries of a segment; a torn trailing entry is ignored."""
     try:
@@ -89,9 +113,13 @@ class _FrameScanner:
     def next_body(self) -> bytes | None:
         """The body of the frame at `position`, or None if it is not completely on disk yet.
 
-        A complete frame that fails its checksum raises LogCorruption unless it is the
-        last bytes of the file (a torn write that the next writer will truncate). After
-        None the read-ahead is dropped: a torn tail may be replaced by a new frame.
+        None means the bytes from `position` on are the beginning of a frame still being
+        written, or torn by a writer that died (or zeros a crash left past the data):
+        nothing acknowledged is there. Damage raises `LogCorruption` naming the file and
+        byte, and nothing is skipped: a complete frame whose checksum fails (even the
+        last one), bytes that cannot begin a frame, or an incomplete frame that a valid
+        frame follows (its length field was damaged). After None the read-ahead is
+        dropped: a torn tail may be replaced by a new frame.
         """
         body = self._read_frame()
         if body is None:
@@ -102,31 +130,77 @@ class _FrameScanner:
         pos = self.position
         buf = self._ensure(pos, HEADER_SIZE)
         if buf is None:
+            self._check_torn(pos)
             return None
         rel = pos - self._buf_start
         magic, length, crc = HEADER.unpack_from(buf, rel)
         if magic != MAGIC:
-            if self._is_tail(pos + HEADER_SIZE):
-                return None
-            raise LogCorruption(str(self.path), pos, "bad frame magic")
+            self._check_torn(pos)
+            return None
         buf = self._ensure(pos, HEADER_SIZE + length)
         if buf is None:
+            self._check_incomplete(pos, length)
             return None
         rel = pos - self._buf_start
         body = buf[rel + HEADER_SIZE : rel + HEADER_SIZE + length]
         if zlib.crc32(body) != crc:
-            if self._is_tail(pos + HEADER_SIZE + length):
-                return None
-            raise LogCorruption(str(self.path), pos, "frame checksum mismatch")
+            raise LogCorruption(
+                str(self.path), pos, f"frame checksum mismatch (a complete frame of {HEADER_SIZE + length} bytes)"
+            )
         self.position = pos + HEADER_SIZE + length
         return body
 
-    def _is_tail(self, end: int) -> bool:
-        return os.fstat(self.fd).st_size <= end
+    def _rest(self, start: int) -> bytes:
+        """The bytes of the file from `start` to its end."""
+        size = os.fstat(self.fd).st_size
+        parts, pos = [], start
+        while pos < size:
+            data = os.pread(self.fd, min(size - pos, READ_CHUNK), pos)
+            if not data:
+                break
+            parts.append(data)
+            pos += len(data)
+        return b"".join(parts)
+
+    def _check_torn(self, pos: int) -> None:
+        """Raise unless the bytes from `pos` could be the start of a frame being written, or zeros."""
+        rest = self._rest(pos)
+        if not rest or not rest.strip(b"\0"):
+            return  # the end of the file, or zeros a crash left where data was to go
+        if len(rest) < HEADER_SIZE and rest[: len(MAGIC)] == MAGIC[: len(rest)]:
+            return  # the first bytes of a frame header
+        raise LogCorruption(str(self.path), pos, f"bad frame magic {rest[:4]!r} ({len(rest)} bytes to the end)")
+
+    def _check_incomplete(self, pos: int, length: int) -> None:
+        """An incomplete frame is a write in progress, or torn, only if no valid frame follows it."""
+        rest = self._rest(pos + HEADER_SIZE)
+        at = rest.find(MAGIC)
+        while at >= 0:
+            if _valid_frame_at(rest, at):
+                raise LogCorruption(
+                    str(self.path),
+                    pos,
+                    f"the frame's header claims {length} bytes but a valid frame follows at byte "
+                    f"{pos + HEADER_SIZE + at}: the header is damaged",
+                )
+            at = rest.find(MAGIC, at + 1)
+
+
+def _valid_frame_at(data: bytes, at: int) -> bool:
+    if len(data) - at < HEADER_SIZE:
+        return False
+    length: int
+    crc: int
+    _, length, crc = HEADER.unpack_from(data, at)
+    end = at + HEADER_SIZE + length
+    return end <= len(data) and zlib.crc32(data[at + HEADER_SIZE : end]) == crc
 
 
 def _scan_valid_end(directory: Path, base_offset: int) -> tuple[int, int, int]:
-    """(valid byte length, next offset, max timestamp) of a segment, scanning past its last index entry."""
+    """(valid byte length, next offset, max timestamp) of a segment, scanning past its last index entry.
+
+    Past the valid length there is at most a torn frame; damage raises `LogCorruption`.
+    """
     entries = read_index(directory, base_offset)
     path = segment_path(directory, base_offset)
     position, next_offset, max_ts = 0, base_offset, -1
@@ -138,10 +212,7 @@ def _scan_valid_end(directory: Path, base_offset: int) -> tuple[int, int, int]:
     scanner = _FrameScanner(path, position)
     try:
         while True:
-            try:
-                body = scanner.next_body()
-            except LogCorruption:
-                break  # a damaged frame ends the valid part; the writer truncates there
+            body = scanner.next_body()  # damage raises LogCorruption: nothing past it is cut
             if body is None:
                 break
             first, count = frame_count(body)
@@ -282,7 +353,7 @@ class PartitionWriter:
         self._open_segment(base)
         end, next_offset, max_ts = _scan_valid_end(self.directory, base)
         if os.fstat(self._fd).st_size > end:
-            os.ftruncate(self._fd, end)  # torn tail of a writer that died: never acknowledged
+            os.ftruncate(self._fd, end)  # a torn frame of a writer that died: never acknowledged
         self._end, self._next_offset, self._max_ts = end, next_offset, max_ts
         entries = read_index(self.directory, base)
         self._last_index_pos = entries[-1][1] if entries and entries[-1][1] <= end else 0

@@ -17,7 +17,7 @@ import orjson
 
 from ..errors import ConfigError, TopicConflict, TopicNotFound
 from ..records import Headers, Record
-from .partition import FsyncPolicy, PartitionReader, PartitionWriter, list_segments
+from .partition import FsyncPolicy, PartitionReader, PartitionWriter, end_offset, list_segments
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
@@ -149,17 +149,10 @@ class EmbeddedLog:
         return PartitionReader(self.partition_dir(topic, partition), topic, partition, offset)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        """The next offset each partition would assign, as of now."""
+        """The next offset each partition would assign, as of now (read from frame headers at the tail)."""
         out = {}
         for p in range(self.topic(topic).partitions):
-            reader = self.reader(topic, p)
-            try:
-                end = reader.position
-                while (batch := reader.read(1 << 30)) is not None:
-                    end = batch.next_offset
-            finally:
-                reader.close()
-            out[p] = end
+            out[p] = end_offset(self.partition_dir(topic, p))
         return out
 
     def start_offsets(self, topic: str) -> dict[int, int]:

@@ -17,7 +17,7 @@ from streamcore.embedded import EmbeddedSource
 from streamcore.errors import LogCorruption, TopicConflict, TopicNotFound
 from streamcore.log import EmbeddedLog, TopicConfig
 from streamcore.log.format import Frame, encode_frame
-from streamcore.log.partition import PartitionWriter, list_segments, segment_path
+from streamcore.log.partition import PartitionReader, PartitionWriter, list_segments, segment_path
 from streamcore.records import RecordBatch
 from streamcore.transport import Control
 
@@ -108,6 +108,75 @@ def test_corruption_in_the_middle_is_an_error(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(LogCorruption, match="checksum"):
         log.reader("t", 0).read(10)
+
+
+def _segment_with_frames(log: EmbeddedLog, count: int) -> tuple[Path, list[int]]:
+    """`count` one-record frames in partition 0; returns the segment and each frame's first byte."""
+    writer = log.writer("t", 0)
+    path = segment_path(log.partition_dir("t", 0), 0)
+    starts = []
+    for i in range(count):
+        starts.append(path.stat().st_size)
+        writer.append([f"record {i}".encode()], [i])
+    return path, starts
+
+
+def _read_until_stopped(reader: PartitionReader) -> int:
+    """Records read until the reader has nothing more (or raises)."""
+    seen = 0
+    while (batch := reader.read(1000)) is not None:
+        seen += len(batch)
+    return seen
+
+
+def _flip(path: Path, position: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_the_last_frame_is_corruption_not_a_torn_write(tmp_path: Path) -> None:
+    """A complete frame whose checksum fails is damage even at the very end: readers and writers refuse."""
+    log = make_log(tmp_path)
+    path, starts = _segment_with_frames(log, 500)
+    _flip(path, starts[-1] + 30)
+    size = path.stat().st_size
+    reader = log.reader("t", 0)
+    assert len(reader.read(1000)) == 1  # type: ignore[arg-type]
+    with pytest.raises(LogCorruption, match="checksum") as damage:
+        _read_until_stopped(reader)
+    assert reader.position == 499 and damage.value.position == starts[-1] and damage.value.path == str(path)
+    with pytest.raises(LogCorruption):
+        EmbeddedLog(tmp_path / "log").writer("t", 0).append([b"next"], [9])
+    assert path.stat().st_size == size  # nothing truncated
+
+
+def test_a_damaged_frame_followed_by_valid_ones_is_corruption_and_nothing_is_truncated(tmp_path: Path) -> None:
+    """Damage to a frame's length field makes it look incomplete; the valid frames after it say otherwise."""
+    log = make_log(tmp_path)
+    path, starts = _segment_with_frames(log, 20)
+    _flip(path, starts[15] + 6)  # the high byte of the length: it now claims ~16 MB
+    size = path.stat().st_size
+    reader = log.reader("t", 0)
+    with pytest.raises(LogCorruption, match="valid frame follows") as damage:
+        _read_until_stopped(reader)
+    assert reader.position == 15 and damage.value.position == starts[15]
+    with pytest.raises(LogCorruption):
+        EmbeddedLog(tmp_path / "log").writer("t", 0).append([b"next"], [9])
+    assert path.stat().st_size == size
+
+
+def test_bytes_that_cannot_begin_a_frame_are_corruption_but_zeros_at_the_tail_are_torn(tmp_path: Path) -> None:
+    log = make_log(tmp_path)
+    path, _ = _segment_with_frames(log, 3)
+    with open(path, "ab") as f:
+        f.write(b"\0" * 4096)  # what a crash can leave where data was to go
+    assert _read_until_stopped(log.reader("t", 0)) == 3
+    assert EmbeddedLog(tmp_path / "log").writer("t", 0).append([b"next"], [9]) == 3  # zeros truncated
+    with open(path, "ab") as f:
+        f.write(b"garbage that is not a frame")
+    with pytest.raises(LogCorruption, match="bad frame magic"):
+        EmbeddedLog(tmp_path / "log").writer("t", 0)
 
 
 def test_retention_drops_old_segments_and_readers_skip_ahead(tmp_path: Path) -> None:
@@ -214,9 +283,15 @@ def test_a_waiting_source_wakes_as_soon_as_another_process_appends(tmp_path: Pat
         writer = multiprocessing.get_context("spawn").Process(target=_append_one, args=(str(log.root),))
         started = time.perf_counter()
         writer.start()
-        await source.wait(30.0)  # without a wake-up this would be a 30 s poll interval
+        # A wake-up says records *may* have been appended: the writer's first event (its
+        # segment file created, or a frame half written) can come before the record can
+        # be read. So wait and fetch until the record is there, as the runner does; each
+        # wait without a wake-up would be a 30 s poll interval.
+        batch = None
+        while batch is None and time.perf_counter() - started < 30.0:
+            await source.wait(30.0)
+            batch = await source.fetch(10)
         waited = time.perf_counter() - started
-        batch = await source.fetch(10)
         await source.close()
         writer.join(10)
         return waited, batch
