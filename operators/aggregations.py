@@ -13,7 +13,10 @@ An aggregation folds the values of one window into an accumulator:
   layout and you must change its version.
 
 Built-in aggregations on a field only accept finite numbers; anything else dead-letters
-the event as ``schema``. User-defined ones use `Aggregate`.
+the event as ``schema``. Integer sums are exact at any magnitude (Python integers); a
+float sum that overflows is infinite, and written to outputs as ``null`` (see
+`streamcore.codec`). User-defined ones use `Aggregate`; their accumulators must be JSON
+data, or the event that made one dead-letters as ``operator_error``.
 """
 
 from __future__ import annotations
@@ -177,7 +180,17 @@ class Mean:
         return [a[0] + b[0], a[1] + b[1]]
 
     def result(self, acc: list[float]) -> float | None:
-        return acc[0] / acc[1] if acc[1] else None
+        return mean_of(acc)
+
+
+def mean_of(acc: list[float]) -> float | None:
+    """sum / count; None for no values, or for an exact integer sum whose mean no float can hold."""
+    if not acc[1]:
+        return None
+    try:
+        return acc[0] / acc[1]
+    except OverflowError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,7 @@ from collections.abc import Iterable
 from heapq import heappop, heappush
 from typing import Any
 
-import orjson
-
+from streamcore.codec import decode_state
 from streamcore.operator import LATE, OperatorContext, StateWriter, admit_any
 
 from .window_operator import WindowAggregateSpec, WindowBase
@@ -246,7 +245,7 @@ class FixedWindows(WindowBase):
     def restore(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
         for raw_key, raw_state in entries:
             key, (start,) = self.decode_key(raw_key, 1)
-            accs, fired, revision = orjson.loads(raw_state)
+            accs, fired, revision = decode_state(raw_state)
             self.buckets.setdefault(start, {})[key] = [accs, fired, revision, -1, True]
         # Every bucket gets its timer back, even one whose windows all fired (at the end of
         # an earlier input): a new key may still open a window in it. Firing skips fired ones.

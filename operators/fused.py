@@ -26,7 +26,7 @@ from typing import Any
 
 from streamcore.errors import SchemaError
 
-from .aggregations import Aggregation, Count, Max, Mean, Min, Sum
+from .aggregations import Aggregation, Count, Max, Mean, Min, Sum, mean_of
 
 _BUILTIN = (Count, Sum, Min, Max, Mean)
 
@@ -100,8 +100,7 @@ def fuse(names: Sequence[str], aggregations: Sequence[Aggregation]) -> FusedAggr
     for name, agg in zip(names, aggregations, strict=True):
         i = len(create)
         if isinstance(agg, Mean):
-            results.append(f"    m = accs[{i}]")
-            results.append(f"    out[{name!r}] = m[0] / m[1] if m[1] else None")
+            results.append(f"    out[{name!r}] = mean_of(accs[{i}])")
         else:
             results.append(f"    out[{name!r}] = accs[{i}]")
         v = var.get(agg.field) if agg.field is not None else None
@@ -141,7 +140,13 @@ def fuse(names: Sequence[str], aggregations: Sequence[Aggregation]) -> FusedAggr
             "",
         ]
     )
-    namespace: dict[str, Any] = {"_schema_error": _schema_error, "FIELDS": tuple(fields), "OWNERS": tuple(owners)}
+    shared: dict[str, Any] = {
+        "_schema_error": _schema_error,
+        "mean_of": mean_of,
+        "FIELDS": tuple(fields),
+        "OWNERS": tuple(owners),
+    }
+    namespace = dict(shared)
     exec(compile(source, f"<fused aggregations {list(names)}>", "exec"), namespace)
     return FusedAggregations(
         namespace["extract"],
@@ -152,5 +157,5 @@ def fuse(names: Sequence[str], aggregations: Sequence[Aggregation]) -> FusedAggr
         tuple(extract_body),
         tuple(add_body),
         create_expr,
-        {"_schema_error": _schema_error, "FIELDS": tuple(fields), "OWNERS": tuple(owners)},
+        shared,
     )

@@ -21,8 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from streamcore.codec import encode_state
 from streamcore.errors import SchemaError, StateError
 from streamcore.operator import Operator, OperatorContext
 
@@ -122,7 +121,21 @@ class WindowBase:
         in a user-defined ``add`` changes nothing; the fused path adds in place (it
         cannot fail after `extract`). Either way, store the returned list.
         """
-        return [agg.add(acc, v) for agg, acc, v in zip(self.aggs, accs, values, strict=True)]
+        added = [agg.add(acc, v) for agg, acc, v in zip(self.aggs, accs, values, strict=True)]
+        self.check_encodable(added)
+        return added
+
+    def check_encodable(self, accs: list[Any]) -> None:
+        """Raise before state changes if a user-defined accumulator could not be checkpointed.
+
+        Built-in aggregations keep numbers only (always encodable); a user's `Aggregate`
+        may return anything, and a value that is not JSON data must fail the record that
+        made it, not every checkpoint after it.
+        """
+        try:
+            encode_state(accs)
+        except TypeError as exc:
+            raise TypeError(f"window operator {self.spec.name!r}: an accumulator is not JSON data ({exc})") from None
 
     def results(self, out: dict[str, Any], accs: list[Any]) -> None:
         """Write every aggregation's result for `accs` into `out`."""
@@ -130,7 +143,10 @@ class WindowBase:
             out[name] = agg.result(acc)
 
     def merged(self, a: list[Any], b: list[Any]) -> list[Any]:
-        return [agg.merge(x, y) for agg, x, y in zip(self.aggs, a, b, strict=True)]
+        merged = [agg.merge(x, y) for agg, x, y in zip(self.aggs, a, b, strict=True)]
+        if self.fused is None:
+            self.check_encodable(merged)
+        return merged
 
     # -- results ------------------------------------------------------------------
     def emit_result(self, key: str, start: int, end: int, state: list[Any]) -> None:
@@ -165,7 +181,7 @@ class WindowBase:
 
     def encode_state(self, state: list[Any]) -> bytes:
         try:
-            return orjson.dumps(state)
+            return encode_state(state)
         except TypeError as exc:
             raise StateError(
                 f"window operator {self.spec.name!r}: an accumulator is not JSON data ({exc}); "

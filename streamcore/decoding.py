@@ -21,5 +21,16 @@ def decode_strict(raw: bytes) -> Any:
     return json.loads(raw, parse_constant=_reject_constant)
 
 
+def valid_unicode(text: str) -> bool:
+    """False for a string with an unpaired surrogate (``"\\ud800"``): JSON text, but not Unicode."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def describe_type(value: Any) -> str:
     return "missing" if value is None else type(value).__name__

@@ -16,15 +16,15 @@
   are encoded a few at a time, and an entry about to be read for change or replaced is
   encoded first (copy-on-write), so the checkpoint holds exactly the state of its cut.
 
-Values are JSON data (encoded with orjson), like all checkpointed state.
+Values are JSON data, like all checkpointed state (`streamcore.codec`: exact for any
+value a record can carry, such as integers beyond 64 bits).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from .codec import decode_state, encode_state
 from .errors import StateError
 from .operator import StateWriter
 from .state import TaskStore
@@ -56,7 +56,7 @@ class KeyedState:
         if value is _MISSING:
             self.misses += 1
             raw = self.store.get(self.namespace, key)
-            value = _DELETED if raw is None else orjson.loads(raw)
+            value = _DELETED if raw is None else decode_state(raw)
         else:
             self.hits += 1
         cache[key] = value
@@ -128,7 +128,7 @@ class KeyedState:
             writer.delete(key)
             return
         try:
-            writer.put(key, orjson.dumps(value))
+            writer.put(key, encode_state(value))
         except TypeError as exc:
             raise StateError(
                 f"keyed state {self.namespace!r}, key {key!r}: the value is not JSON data ({exc})"

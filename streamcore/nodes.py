@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from .decoding import describe_type
+from .codec import encode_output
+from .decoding import describe_type, valid_unicode
 from .errors import SchemaError
 from .models import Model
 from .online import OnlineState
@@ -54,10 +55,14 @@ class CallbackSink:
 
 
 def key_bytes(key: Any) -> bytes | None:
-    """The record key of an output: the entity key as UTF-8, or None."""
-    if type(key) is str:
-        return key.encode()
-    return None if key is None else str(key).encode()
+    """The record key of an output: the entity key as UTF-8, or None.
+
+    A key that is not valid Unicode (only a dead letter's can be: `key_by` refuses them)
+    keeps its unpaired surrogates as their UTF-8 bit patterns rather than failing.
+    """
+    if key is None:
+        return None
+    return (key if type(key) is str else str(key)).encode("utf-8", "surrogatepass")
 
 
 def map_values(fn: Callable[[Any], Any], nxt: Emit) -> Emit:
@@ -87,6 +92,8 @@ def key_by(field: str | None, fn: Callable[[Any], str] | None, nxt: Emit) -> Emi
                 raise SchemaError(f"key field {field!r} is missing") from None
             if type(k) is not str:
                 raise SchemaError(f"key field {field!r} is {describe_type(k)}, expected a string")
+            if not valid_unicode(k):
+                raise SchemaError(f"key field {field!r} is {k!r}, not valid Unicode (an unpaired surrogate)")
             return nxt(k, value, ts)
 
         return key_by_field
@@ -96,6 +103,8 @@ def key_by(field: str | None, fn: Callable[[Any], str] | None, nxt: Emit) -> Emi
         k = fn(value)
         if type(k) is not str:
             raise SchemaError(f"key function returned {describe_type(k)}, expected a string")
+        if not valid_unicode(k):
+            raise SchemaError(f"key function returned {k!r}, not valid Unicode (an unpaired surrogate)")
         return nxt(k, value, ts)
 
     return key_by_function
@@ -147,12 +156,20 @@ def guard(nxt: Emit, fail: Fail) -> Emit:
 
 
 def topic_sink(sink: Sink, counters: Counting) -> Emit:
-    """Write each value to a topic as JSON, keyed by the entity key."""
+    """Write each value to a topic as JSON, keyed by the entity key.
+
+    orjson first, inline; `encode_output` only for what it cannot write (integers beyond
+    64 bits, unpaired surrogates).
+    """
     add = sink.add
     dumps = orjson.dumps
 
     def to_topic(key: Any, value: Any, ts: int) -> None:
-        add(key_bytes(key), dumps(value), ts)
+        try:
+            raw = dumps(value)
+        except TypeError:
+            raw = encode_output(value)
+        add(key_bytes(key), raw, ts)
         counters.outputs += 1
 
     return to_topic
@@ -165,7 +182,11 @@ def guarded_topic_sink(sink: Sink, counters: Counting, fail: Fail) -> Emit:
 
     def to_topic_guarded(key: Any, value: Any, ts: int) -> None:
         try:
-            add(key.encode() if type(key) is str else key_bytes(key), dumps(value), ts)
+            try:
+                raw = dumps(value)
+            except TypeError:
+                raw = encode_output(value)
+            add(key.encode() if type(key) is str else key_bytes(key), raw, ts)
         except Exception as exc:  # noqa: BLE001 - e.g. a result that is not JSON: dead-letter it
             fail(key, value, ts, exc)
             return

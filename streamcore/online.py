@@ -27,8 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
+from .codec import decode_state, encode_state
 from .errors import StreamcoreError
 from .keyed_state import KeyedState
 
@@ -175,8 +174,8 @@ class EntityStore:
         if online.snapshots and record[4] != online.epoch + 1:
             since = record[4]
             if any(since <= snap.epoch for snap in online.snapshots.values()):
-                raw = orjson.dumps(record)
-                self._versions.setdefault(key, []).append((since, orjson.loads(raw), len(raw)))
+                raw = encode_state(record)  # a deep copy, exact for any value a record brought
+                self._versions.setdefault(key, []).append((since, decode_state(raw), len(raw)))
                 online.account_copy(len(raw))
         return record[0]
 

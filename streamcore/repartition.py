@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from .codec import encode_output
 from .errors import ConfigError
 from .eventtime import NEG_INF, WatermarkTracker
 from .kafka import kafka_partition
@@ -173,7 +174,7 @@ class ShuffleWriter:
         _, offset, _ = self._arrival.current_arrival()
         self._sink.add(
             key_bytes,
-            orjson.dumps(value),
+            encode_output(value),
             ts,
             ((SOURCE_HEADER, b"%d:%d" % (self._producer, offset)),),
             kafka_partition(key_bytes, self._partitions),  # as owners are located (`Runner._locate`)

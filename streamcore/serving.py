@@ -31,6 +31,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .codec import encode_output
 from .online import NotOwned, SnapshotExpired, UnknownView
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+    return web.Response(body=encode_output(data), status=status, content_type="application/json", headers=headers)
 
 
 FORWARDED_BY = "X-Streamcore-Forwarded-By"

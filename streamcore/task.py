@@ -28,8 +28,9 @@ import orjson
 
 from . import nodes
 from .clock import Clock
+from .codec import encode_output
 from .deadletter import LATE_REASON, envelope_headers
-from .decoding import decode_strict, describe_type
+from .decoding import decode_strict, describe_type, valid_unicode
 from .errors import FutureTimestamp, IncompatibleState, RecordError
 from .eventtime import WatermarkTracker
 from .keyed_state import KeyedState
@@ -274,9 +275,9 @@ class Task:
     def _fail_output_of(self, step: str) -> Callable[[Any, Any, int, BaseException], None]:
         def fail(key: Any, value: Any, ts: int, exc: BaseException) -> None:
             try:
-                raw = orjson.dumps(value, default=repr)
-            except TypeError:
-                raw = repr(value).encode()
+                raw = encode_output(value)
+            except (TypeError, ValueError):
+                raw = repr(value).encode("utf-8", "backslashreplace")
             self.counters.output_errors += 1
             self._write_dead_letter(
                 self.dead_letters,
@@ -411,12 +412,24 @@ class Task:
                 self.counters.accepted += 1
 
     def _decode_fallback(self, batch: RecordBatch, i: int, at: int) -> Any:
-        """orjson refused the bytes: dead-letter them unless they are JSON after all (e.g. 1e400)."""
+        """orjson refused the bytes: dead-letter them unless they are JSON after all.
+
+        Such JSON is a number orjson cannot hold (``1e400``) or a string with an unpaired
+        surrogate (``"\\ud800"``): fine in an ordinary field, but a key must be valid
+        Unicode (``schema``). orjson never returns such a string, so only here is it checked.
+        """
         try:
-            return decode_strict(batch.values[i])
+            event = decode_strict(batch.values[i])
         except (ValueError, RecursionError) as exc:
             self._dead_letter(batch, i, at, "decode", f"not valid JSON: {exc}")
             return None
+        key_field = self._key_field
+        if key_field is not None and type(event) is dict:
+            key = event.get(key_field)
+            if type(key) is str and not valid_unicode(key):
+                self._dead_letter(batch, i, at, "schema", f"key field {key_field!r} is not valid Unicode: {key!r}")
+                return None
+        return event
 
     def _bad_key(self, key: Any) -> str:
         if key is None:

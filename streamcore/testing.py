@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from .clock import ManualClock
+from .decoding import decode_strict
 from .records import Record, RecordBatch
 from .transport import Broker, Control, Sink, Source, TopicSpec
 
@@ -133,7 +132,7 @@ def results_table(records: Iterable[Record]) -> dict[tuple[str, int, int], dict[
     """
     table: dict[tuple[str, int, int], dict[str, Any]] = {}
     for record in records:
-        value = orjson.loads(record.value)
+        value = decode_strict(record.value)  # exact: a sum may be an integer beyond 64 bits
         window = (value["key"], value["start"], value["end"])
         if value.get("retracted"):
             table.pop(window, None)
