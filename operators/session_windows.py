@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from heapq import heapify, heappop, heappush
 from typing import Any
 
-import orjson
-
+from streamcore.codec import decode_state
 from streamcore.operator import LATE, OperatorContext, StateWriter
 
 from .window_operator import WindowAggregateSpec, WindowBase
@@ -17,7 +16,9 @@ class SessionWindows(WindowBase):
     """Per key, non-overlapping sessions that grow and merge as events arrive.
 
     Lateness is judged on the event's own ``[ts, ts+gap)`` before merging. Merged
-    accumulators combine with `merge`; a merged-away session that had fired is
+    accumulators combine with `merge`, the event's first and then the overlapping
+    sessions by ascending start, so a recovered run adds floats in the order an
+    uninterrupted one does (bit for bit); a merged-away session that had fired is
     retracted; a fired session that grows past the watermark fires again when the
     watermark reaches its new end.
     """
@@ -38,7 +39,9 @@ class SessionWindows(WindowBase):
             return LATE
         accs = self.apply(self.create(), values)
         wins = self.sessions.get(key)
-        overlapping = [] if wins is None else [w for w in wins if w[0] < end and start < w[1]]
+        # By start, not by the dict's order: a restored key's sessions come back in another
+        # order than a live run made them, and float sums must combine in one order.
+        overlapping = [] if wins is None else sorted(w for w in wins if w[0] < end and start < w[1])
         fired, revision = False, 0
         for bounds in overlapping:
             accs = self.merged(accs, wins[bounds][0])  # type: ignore[index]
@@ -119,7 +122,7 @@ class SessionWindows(WindowBase):
     def restore(self, entries: Iterable[tuple[bytes, bytes]]) -> None:
         for raw_key, raw_state in entries:
             key, (start, end) = self.decode_key(raw_key, 2)
-            state = orjson.loads(raw_state)
+            state = decode_state(raw_state)
             self.sessions.setdefault(key, {})[(start, end)] = state
             if not state[1]:
                 self.fire_at.append((end, key, start))
