@@ -1,6 +1,9 @@
 # The streamcore worker image: one process per container, one or more Kafka partitions each.
 #   docker build -t streamcore .
-#   docker run -e STREAMCORE_BROKER=kafka://kafka:9092 streamcore worker apps/fraud/app.py --http 0.0.0.0:8080
+#   docker run -e STREAMCORE_BROKER=kafka://kafka:9092 -e STREAMCORE_HTTP_TOKEN="$(openssl rand -hex 16)" \
+#       streamcore worker apps/fraud/app.py --http 0.0.0.0:8080
+# The port is open to whoever reaches it: set STREAMCORE_HTTP_TOKEN, and every endpoint but
+# /health and /metrics then needs "Authorization: Bearer <token>".
 FROM python:3.11-slim
 
 WORKDIR /app

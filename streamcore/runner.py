@@ -392,7 +392,7 @@ class Runner:
             for pipeline in self._pipelines:
                 self._runs.append(await self._open(pipeline, broker))
             if self.settings.http:
-                server = Server(self, *self.settings.http_address)
+                server = Server(self, *self.settings.http_address, token=self.settings.http_token)
                 await server.start()
                 self.server = server  # set once it listens, so its port is the real one
             for model in self.app.models.values():
@@ -456,7 +456,7 @@ class Runner:
             self._broker = broker
             self.online.locate = self._locate
             if self.settings.http:
-                server = Server(self, *self.settings.http_address)
+                server = Server(self, *self.settings.http_address, token=self.settings.http_token)
                 await server.start()
                 self.server = server
                 self.advertised_url = self.settings.advertise or _default_url(server.host, server.port)

@@ -10,8 +10,22 @@
 
 Handlers run between the engine's batches, which are bounded in time, so a request
 waits at most one batch stretch (a few ms) even under full ingest. Every error is JSON
-``{"error": ...}`` with a status that says what was wrong: 400 for a malformed
-request, 404 for an unknown view or model, 410 for an expired snapshot.
+``{"error": ..., "status": ...}``, also the server's own (a middleware): 400 for a
+malformed request, 401 without the token, 404 for an unknown path, view or model, 405
+for a wrong method, 410 for an expired snapshot, 413 for a body over `MAX_BODY_BYTES`,
+429 for a client over `MAX_PINS_PER_CLIENT` snapshots, 500 for a bug (logged).
+
+Hardening, for a port that others can reach:
+
+* with a token (``--http-token`` / ``STREAMCORE_HTTP_TOKEN``) every endpoint but
+  ``/health`` and ``/metrics`` needs ``Authorization: Bearer <token>`` (workers forward
+  with it, so every worker of a group must have the same token);
+* a connection that has not sent a request's headers within `HEADER_TIMEOUT_S`
+  (after connecting, or after its previous answer) is closed, and a body must arrive
+  within the same time: slow senders cannot hold connections open;
+* every number in a request is bounded (``ttl_ms`` in 1 .. `MAX_SNAPSHOT_TTL_MS`;
+  overrides finite numbers within 64 bits, or null); a client (a peer address) holds
+  at most `MAX_PINS_PER_CLIENT` pinned snapshots.
 
 Kafka workers: a feature or score request for an entity whose partition another worker
 owns is sent on to that worker (found in `streamcore.owners`) and its answer returned,
@@ -24,14 +38,19 @@ them, so reads with a snapshot id are not forwarded (421 names the partition).
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import logging
+import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .codec import encode_output
+from .decoding import decode_strict
 from .online import NotOwned, SnapshotExpired, UnknownView
 
 if TYPE_CHECKING:
@@ -41,6 +60,19 @@ if TYPE_CHECKING:
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=encode_output(data), status=status, content_type="application/json", headers=headers)
 
+
+log = logging.getLogger("streamcore.serving")
+
+HEADER_TIMEOUT_S = 10.0
+"""A connection must send each request's headers (and then its body) within this time."""
+MAX_BODY_BYTES = 1 << 20
+MAX_SNAPSHOT_TTL_MS = 3_600_000
+"""A pinned snapshot lives at most an hour (it holds copies of every entity changed since)."""
+MAX_PINS_PER_CLIENT = 100
+"""Snapshots one client may hold at once, so that no client can evict everyone else's."""
+MAX_OVERRIDE_INT = 2**63 - 1
+OPEN_PATHS = frozenset({"/health", "/metrics"})
+"""Answered without the token: probes and scrapers."""
 
 FORWARDED_BY = "X-Streamcore-Forwarded-By"
 """Set on a request one worker forwards to another (which then never forwards it again)."""
@@ -58,26 +90,116 @@ def _moving(message: str) -> web.Response:
 
 async def _body(request: web.Request) -> dict[str, Any] | web.Response:
     """The request's JSON object, or the 400 response that says why there is none."""
-    raw = await request.read()
+    try:
+        raw = await asyncio.wait_for(request.read(), HEADER_TIMEOUT_S)
+    except TimeoutError:
+        return _error(408, f"the body did not arrive within {HEADER_TIMEOUT_S:g} s")
     if not raw:
         return {}
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        body = decode_strict(raw)  # exact: a number beyond 64 bits stays an int, to be refused
+    except (ValueError, RecursionError) as exc:
         return _error(400, f"the body is not JSON: {exc}")
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object")
     return body
 
 
+def _bad_override(name: str, value: Any) -> str | None:
+    """Why an override value cannot be a model input, or None if it can."""
+    if value is None:
+        return None  # the feature is missing, as the model's `missing` value stands for
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"override {name!r} is {value!r}: give a number, or null for a missing feature"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"override {name!r} is not a finite number"
+    if isinstance(value, int) and not -MAX_OVERRIDE_INT - 1 <= value <= MAX_OVERRIDE_INT:
+        return f"override {name!r} is outside the 64-bit integer range"
+    return None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The server's own errors (unknown path, wrong method, body too large) and bugs, as JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return _error(exc.status, exc.reason, headers)
+    except Exception:
+        log.exception("HTTP %s %s failed", request.method, request.path)
+        return _error(500, "internal error (logged by the worker)")
+
+
+class _HeaderDeadline(asyncio.Protocol):
+    """Wraps aiohttp's protocol for one connection: closes it if a request's headers are slow.
+
+    Armed when the connection is made and after each answer; disarmed when a request's
+    headers are complete (aiohttp then calls the handler: `Server.deadlines` middleware).
+    """
+
+    def __init__(self, inner: Any, deadlines: dict[Any, _HeaderDeadline]) -> None:
+        self.inner = inner
+        self._deadlines = deadlines
+        self._timer: asyncio.TimerHandle | None = None
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._deadlines[transport] = self
+        self.arm()
+        self.inner.connection_made(transport)
+
+    def arm(self) -> None:
+        self.disarm()
+        self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT_S, self._expire)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()  # type: ignore[no-any-return]
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.disarm()
+        self._deadlines.pop(self._transport, None)
+        self.inner.connection_lost(exc)
+
+
 class Server:
     """The HTTP front of one runner."""
 
-    def __init__(self, runner: Runner, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(self, runner: Runner, host: str = "127.0.0.1", port: int = 8080, token: str = "") -> None:
         self.runner = runner
         self.host = host
         self.port = port
-        self.app = web.Application()
+        self.token = token
+        self.deadlines: dict[Any, _HeaderDeadline] = {}
+        self.pins: dict[str, set[str]] = {}
+        """Per client, the ids of the snapshots it pinned (released or expired ones are pruned)."""
+        self.app = web.Application(
+            middlewares=[json_errors, self.header_deadline, self.authorize], client_max_size=MAX_BODY_BYTES
+        )
         self.app.add_routes(
             [
                 web.get("/features/{entity}", self.features),
@@ -91,18 +213,32 @@ class Server:
             ]
         )
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._client: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S))
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=HEADER_TIMEOUT_S)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        protocols = self._runner.server
+        assert protocols is not None
+        self._listener = await asyncio.get_running_loop().create_server(
+            lambda: _HeaderDeadline(protocols(), self.deadlines), self.host, self.port, reuse_address=True
+        )
         if self.port == 0:  # an ephemeral port: report the one the OS chose
-            self.port = int(self._runner.addresses[0][1])
+            self.port = int(self._listener.sockets[0].getsockname()[1])
+        if not self.token and self.host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning(
+                "HTTP on %s:%d without a token: anyone who reaches the port can read features and pin "
+                "snapshots (set --http-token / STREAMCORE_HTTP_TOKEN)",
+                self.host,
+                self.port,
+            )
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -122,7 +258,11 @@ class Server:
                 request.method,
                 url + request.path_qs,
                 data=await request.read(),
-                headers={FORWARDED_BY: self.runner.advertised_url, "Content-Type": "application/json"},
+                headers={
+                    FORWARDED_BY: self.runner.advertised_url,
+                    "Content-Type": "application/json",
+                    **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+                },
             ) as answer:
                 body = await answer.read()
         except TimeoutError:
@@ -133,6 +273,32 @@ class Server:
         if answer.status == 421:
             return _moving(f"{url} no longer owns partition {not_owned.partition}")
         return web.Response(body=body, status=answer.status, content_type=answer.content_type, headers={SERVED_BY: url})
+
+    # -- middlewares ----------------------------------------------------------------------------
+    @web.middleware
+    async def header_deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The headers are in: stop the connection's header clock, and restart it after the answer."""
+        deadline = self.deadlines.get(request.transport)
+        if deadline is not None:
+            deadline.disarm()
+        try:
+            return await handler(request)
+        finally:
+            if deadline is not None:
+                deadline.arm()
+
+    @web.middleware
+    async def authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.token and request.path not in OPEN_PATHS:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                return _error(401, "this worker needs 'Authorization: Bearer <token>' (its --http-token)")
+        return await handler(request)
+
+    @staticmethod
+    def _client_of(request: web.Request) -> str:
+        """Who pins a snapshot, for `MAX_PINS_PER_CLIENT`: the peer's address."""
+        return request.remote or "unknown"
 
     # -- handlers -------------------------------------------------------------------------------
     async def features(self, request: web.Request) -> web.Response:
@@ -164,6 +330,9 @@ class Server:
         overrides = body.get("overrides") or {}
         if not isinstance(overrides, dict):
             return _error(400, "overrides must be an object of feature name to value")
+        for feature, value in overrides.items():
+            if (problem := _bad_override(feature, value)) is not None:
+                return _error(400, problem)
         snapshot = body.get("snapshot")
         if snapshot is not None and not isinstance(snapshot, str):
             return _error(400, "snapshot must be a snapshot id string")
@@ -195,9 +364,21 @@ class Server:
         if isinstance(body, web.Response):
             return body
         ttl = body.get("ttl_ms")
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
-            return _error(400, "ttl_ms must be a positive integer of milliseconds")
-        return _json(self._describe(self.runner.online.pin(ttl)), 201)
+        if ttl is not None and (
+            isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 < ttl <= MAX_SNAPSHOT_TTL_MS
+        ):
+            return _error(400, f"ttl_ms must be an integer of milliseconds in 1 .. {MAX_SNAPSHOT_TTL_MS}")
+        online = self.runner.online
+        client = self._client_of(request)
+        now = online.clock_ms()
+        held = self.pins[client] = {  # released or expired ones no longer count
+            i for i in self.pins.get(client, ()) if (s := online.snapshots.get(i)) is not None and s.expires_ms > now
+        }
+        if len(held) >= MAX_PINS_PER_CLIENT:
+            return _error(429, f"this client holds {len(held)} snapshots, the most allowed; release some first")
+        snapshot = online.pin(ttl)
+        held.add(snapshot.id)
+        return _json(self._describe(snapshot), 201)
 
     async def snapshot(self, request: web.Request) -> web.Response:
         try:

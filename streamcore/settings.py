@@ -27,6 +27,9 @@ class RunSettings:
     http: ``host:port`` to serve features, scores, snapshots, health and metrics on ("" = off).
     advertise: the URL other Kafka workers send this worker's entity requests to
         (``STREAMCORE_ADVERTISE``; default ``http://<http host, or this host's name>:<port>``).
+    http_token: when set, every HTTP endpoint but ``/health`` and ``/metrics`` needs
+        ``Authorization: Bearer <token>`` (``STREAMCORE_HTTP_TOKEN``; set it wherever the port
+        is reachable by others, as the deploy files do).
     offset_reset: what to do when a checkpointed position is past the end of its embedded
         log partition (its tail was lost): ``none`` stops with `OffsetOutOfRange`; ``latest``
         goes on from the partition's end (``STREAMCORE_OFFSET_RESET``).
@@ -40,6 +43,7 @@ class RunSettings:
     fsync: str = "never"
     http: str = ""
     advertise: str = ""
+    http_token: str = ""
     offset_reset: str = "none"
 
     def __post_init__(self) -> None:

@@ -43,6 +43,7 @@ def run_command(args: argparse.Namespace) -> int:
         http=args.http,
         advertise=getattr(args, "advertise", None),
         offset_reset=args.offset_reset,
+        http_token=args.http_token,
     )
     if args.command == "worker":
         if not settings.broker.startswith("kafka://"):
@@ -95,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--broker", help="embedded:<dir> (default) or kafka://host:port ($STREAMCORE_BROKER)")
         command.add_argument("--checkpoint-interval-ms", type=int, help="milliseconds between checkpoints")
         command.add_argument("--http", metavar="HOST:PORT", help="serve features, scores, health and metrics here")
+        command.add_argument(
+            "--http-token",
+            help="require 'Authorization: Bearer TOKEN' on HTTP but /health, /metrics ($STREAMCORE_HTTP_TOKEN)",
+        )
         command.add_argument(
             "--offset-reset",
             choices=("none", "latest"),

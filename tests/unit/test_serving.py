@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -50,7 +51,9 @@ async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
         return response.status, orjson.loads(text) if response.content_type == "application/json" else text
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+async def post(
+    session: aiohttp.ClientSession, url: str, body: Any = None, raw: bytes | io.BytesIO | None = None
+) -> tuple[int, Any]:
     data = raw if raw is not None else (orjson.dumps(body) if body is not None else b"")
     async with session.post(url, data=data) as response:
         return response.status, orjson.loads(await response.read()) if response.status != 204 else None
@@ -124,7 +127,23 @@ def test_bad_requests_get_clear_json_errors(tmp_path: Path) -> None:
             (get(session, f"{base}/features/a?view=nope"), 404, "no feature view 'nope'"),
             (get(session, f"{base}/features/a?snapshot=gone"), 410, "expired"),
             (post(session, f"{base}/snapshots", {"ttl_ms": -5}), 400, "ttl_ms"),
+            (post(session, f"{base}/snapshots", {"ttl_ms": 18446744073709551615}), 400, "ttl_ms"),
             (get(session, f"{base}/snapshots/gone"), 410, "expired"),
+            (post(session, f"{base}/score/risk", {"entity": "a", "overrides": {"spend": "abc"}}), 400, "'spend'"),
+            (post(session, f"{base}/score/risk", {"entity": "a", "overrides": {"n": True}}), 400, "'n'"),
+            (
+                post(session, f"{base}/score/risk", raw=b'{"entity": "a", "overrides": {"n": 18446744073709551616}}'),
+                400,
+                "64-bit",
+            ),
+            (
+                post(session, f"{base}/score/risk", raw=b'{"entity": "a", "overrides": {"n": 1e999}}'),
+                400,
+                "not a finite",
+            ),
+            (get(session, f"{base}/no/such/path"), 404, "Not Found"),
+            (get(session, f"{base}/score/risk"), 405, "Method Not Allowed"),
+            (post(session, f"{base}/snapshots", raw=io.BytesIO(b"x" * (2 << 20))), 413, "Too Large"),
         ]
         for request, status, message in cases:
             got_status, doc = await request
@@ -132,6 +151,78 @@ def test_bad_requests_get_clear_json_errors(tmp_path: Path) -> None:
             assert message in doc["error"] and doc["status"] == status
         status, doc = await get(session, f"{base}/features/nobody")
         assert status == 200 and not doc["views"][0]["found"] and doc["views"][0]["features"]["n"]["value"] == 0
+        assert not runner.online.snapshots  # no refused request left a pinned snapshot behind
+        status, doc = await post(session, f"{base}/score/risk", {"entity": "a", "overrides": {"spend": None}})
+        assert status == 200 and doc["features"]["spend"] is None
+
+    asyncio.run(serving(tmp_path, check))
+
+
+def test_a_token_guards_every_endpoint_but_health_and_metrics(tmp_path: Path) -> None:
+    append(tmp_path, [{"card": "a", "amount": 1, "ts": 1}])
+
+    async def check(runner: Runner, session: aiohttp.ClientSession, base: str) -> None:
+        runner.server.token = "s3cret"  # type: ignore[union-attr]
+        for path in ("/features/a", "/views", "/snapshots/x"):
+            status, doc = await get(session, base + path)
+            assert status == 401 and "Bearer" in doc["error"], path
+        assert (await post(session, f"{base}/snapshots", {}))[0] == 401 and not runner.online.snapshots
+        assert (await get(session, f"{base}/health"))[0] == 200
+        assert (await get(session, f"{base}/metrics"))[0] == 200
+        wrong = {"Authorization": "Bearer guess"}
+        async with session.get(f"{base}/views", headers=wrong) as response:
+            assert response.status == 401
+        right = {"Authorization": "Bearer s3cret"}
+        async with session.get(f"{base}/features/a", headers=right) as response:
+            assert response.status == 200
+
+    asyncio.run(serving(tmp_path, check))
+
+
+def test_one_client_cannot_pin_more_than_its_share_of_snapshots(tmp_path: Path) -> None:
+    """10,000 pins from one client used to evict everyone else's."""
+    from streamcore.serving import MAX_PINS_PER_CLIENT
+
+    append(tmp_path, [{"card": "a", "amount": 1, "ts": 1}])
+
+    async def check(runner: Runner, session: aiohttp.ClientSession, base: str) -> None:
+        ids = []
+        for _ in range(MAX_PINS_PER_CLIENT):
+            status, doc = await post(session, f"{base}/snapshots", {})
+            assert status == 201
+            ids.append(doc["id"])
+        status, doc = await post(session, f"{base}/snapshots", {})
+        assert status == 429 and "release some" in doc["error"]
+        assert len(runner.online.snapshots) == MAX_PINS_PER_CLIENT
+        async with session.delete(f"{base}/snapshots/{ids[0]}") as response:
+            assert response.status == 204
+        assert (await post(session, f"{base}/snapshots", {}))[0] == 201  # a released one frees a place
+
+    asyncio.run(serving(tmp_path, check))
+
+
+def test_a_connection_that_sends_its_headers_too_slowly_is_closed(tmp_path: Path, monkeypatch: Any) -> None:
+    from streamcore import serving as serving_module
+
+    monkeypatch.setattr(serving_module, "HEADER_TIMEOUT_S", 0.3)
+    append(tmp_path, [{"card": "a", "amount": 1, "ts": 1}])
+
+    async def check(runner: Runner, session: aiohttp.ClientSession, base: str) -> None:
+        port = runner.server.port  # type: ignore[union-attr]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and then nothing more
+        await writer.drain()
+        started = time.perf_counter()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+        assert 0.2 < time.perf_counter() - started < 2
+        writer.close()
+        # a connection that answers in time, and then idles, is also let go after the timeout
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        await asyncio.sleep(0.6)
+        assert (await get(session, f"{base}/health"))[0] == 200  # the server itself is fine
+        writer.close()
 
     asyncio.run(serving(tmp_path, check))
 
@@ -157,3 +248,10 @@ def test_requests_are_answered_while_ingest_runs(tmp_path: Path) -> None:
         log.close()
 
     asyncio.run(serving(tmp_path, check))
+
+
+def test_the_deploy_files_that_bind_every_address_set_a_token() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for name in ("deploy/docker-compose.yml", "deploy/k8s/streamcore-worker.yaml"):
+        text = (root / name).read_text()
+        assert "0.0.0.0:8080" in text and "STREAMCORE_HTTP_TOKEN" in text, name
