@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from streamcore.apps.fraud.app import app
+from streamcore.apps.fraud.generate import TransactionGenerator
 
-from apps.fraud.app import app
-from apps.fraud.generate import TransactionGenerator
 from streamcore import Runner, RunSettings
-from streamcore.log import EmbeddedLog, TopicConfig
-from streamcore.records import RecordBatch
+from streamcore.base.records import RecordBatch
+from streamcore.io.log import EmbeddedLog, TopicConfig
 
 PARTITIONS = 4
 TICK_S = 0.002

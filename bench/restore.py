@@ -25,10 +25,11 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streamcore.kafka import KafkaBroker, KafkaSettings
-from streamcore.state import TaskStore
+from streamcore.io.kafka import KafkaBroker
+from streamcore.io.kafka_settings import KafkaSettings
+from streamcore.io.transport import TopicSpec
+from streamcore.state.store import TaskStore
 from streamcore.testing import tansu_broker
-from streamcore.transport import TopicSpec
 
 
 async def plain_read(bootstrap: str, topic: str) -> tuple[int, float]:

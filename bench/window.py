@@ -33,10 +33,10 @@ import time
 from pathlib import Path
 
 import orjson
+from streamcore.operators import Count, Sum, Tumbling
 
-from operators import Count, Sum, Tumbling
 from streamcore import App, EventTime, Runner, RunSettings
-from streamcore.log import EmbeddedLog, TopicConfig
+from streamcore.io.log import EmbeddedLog, TopicConfig
 from streamcore.testing import results_table
 
 T0 = 1_700_000_000_000

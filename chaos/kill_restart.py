@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from streamcore.deadletter import DeadLetter
-from streamcore.log import EmbeddedLog, TopicConfig
+from streamcore.base.deadletter import DeadLetter
+from streamcore.io.log import EmbeddedLog, TopicConfig
 from streamcore.testing import cli_command, results_table
 
 APP = Path(__file__).parent / "apps" / "card_windows.py"

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from streamcore.errors import ConfigError, SchemaError
+from streamcore.base.errors import ConfigError, SchemaError
 
 RESERVED_OUTPUT_NAMES = frozenset({"key", "start", "end", "revision", "retracted"})
 

@@ -29,10 +29,11 @@ from typing import Any
 
 import orjson
 
-from streamcore.durations import Duration, to_ms
-from streamcore.errors import ConfigError, SchemaError
-from streamcore.online import EntityStore
-from streamcore.operator import Operator, OperatorContext, StateWriter
+from streamcore.base.durations import Duration, to_ms
+from streamcore.base.errors import ConfigError, SchemaError
+from streamcore.dataflow.operator import Operator, OperatorContext
+from streamcore.online.views import EntityStore
+from streamcore.state.writer import StateWriter
 
 from .aggregations import Aggregation, resolve
 

@@ -20,10 +20,11 @@ from collections.abc import Iterable
 from heapq import heappop, heappush
 from typing import Any
 
-from streamcore.codec import decode_state
-from streamcore.operator import LATE, OperatorContext, StateWriter, admit_any
+from streamcore.base.codec import decode_state
+from streamcore.dataflow.operator import LATE, OperatorContext, admit_any
+from streamcore.state.writer import StateWriter
 
-from .window_operator import WindowAggregateSpec, WindowBase
+from .window_base import WindowBase, WindowShape
 
 _NO_BUCKET: dict[str, list[Any]] = {}
 
@@ -63,7 +64,7 @@ def process_tumbling(key, event, ts):
 class FixedWindows(WindowBase):
     """Windows ``[s, s+size)`` for every multiple ``s`` of `slide` (tumbling: slide == size)."""
 
-    def __init__(self, spec: WindowAggregateSpec, context: OperatorContext) -> None:
+    def __init__(self, spec: WindowShape, context: OperatorContext) -> None:
         super().__init__(spec, context)
         self.size = spec.size
         self.slide = spec.slide

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamcore.errors import SchemaError
+from streamcore.base.errors import SchemaError
 
 from .aggregations import Aggregation, Count, Max, Mean, Min, Sum, mean_of
 

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from heapq import heapify, heappop, heappush
 from typing import Any
 
-from streamcore.codec import decode_state
-from streamcore.operator import LATE, OperatorContext, StateWriter
+from streamcore.base.codec import decode_state
+from streamcore.dataflow.operator import LATE, OperatorContext
+from streamcore.state.writer import StateWriter
 
-from .window_operator import WindowAggregateSpec, WindowBase
+from .window_base import WindowBase, WindowShape
 
 
 class SessionWindows(WindowBase):
@@ -23,7 +24,7 @@ class SessionWindows(WindowBase):
     watermark reaches its new end.
     """
 
-    def __init__(self, spec: WindowAggregateSpec, context: OperatorContext) -> None:
+    def __init__(self, spec: WindowShape, context: OperatorContext) -> None:
         super().__init__(spec, context)
         self.gap = spec.gap
         # key -> {(start, end): [accumulators, fired, next revision]}

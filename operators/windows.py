@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streamcore.durations import Duration, to_ms
-from streamcore.errors import ConfigError
+from streamcore.base.durations import Duration, to_ms
+from streamcore.base.errors import ConfigError
 
 from .aggregations import resolve_all
 from .window_operator import WindowAggregateSpec

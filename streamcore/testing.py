@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .clock import ManualClock
-from .decoding import decode_strict
-from .records import Record, RecordBatch
-from .transport import Broker, Control, Sink, Source, TopicSpec
+from streamcore.base.clock import ManualClock
+from streamcore.base.decoding import decode_strict
+from streamcore.base.records import Record, RecordBatch
+from streamcore.io.transport import Broker, Control, Sink, Source, TopicSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from streamcore.operators import Count, FeatureView, Latest, Rolling, Sum
 
-from operators import Count, FeatureView, Latest, Rolling, Sum
 from streamcore import App, Runner, RunSettings, RunStatus
-from streamcore.deadletter import DeadLetter
-from streamcore.log import EmbeddedLog, TopicConfig
+from streamcore.base.deadletter import DeadLetter
+from streamcore.io.log import EmbeddedLog, TopicConfig
 from streamcore.testing import results_table
 
 CARD_VIEW = FeatureView(

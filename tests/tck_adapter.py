@@ -14,11 +14,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from operators import window_from_dict
+from streamcore.operators import window_from_dict
+
 from streamcore import App, Control, EventTime, ManualClock, Runner, RunSettings, SimulatedCrash
-from streamcore.deadletter import DeadLetter
-from streamcore.embedded import EmbeddedBroker
-from streamcore.log import EmbeddedLog
+from streamcore.base.deadletter import DeadLetter
+from streamcore.io.embedded import EmbeddedBroker
+from streamcore.io.log import EmbeddedLog
 from streamcore.testing import Arrival, ScriptedBroker, ScriptedSource, results_table
 
 NEVER_MS = 10**12  # no interval checkpoints: only the case's own

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from operators import Count, FeatureView, Latest, Rolling, Sum
+from streamcore.operators import Count, FeatureView, Latest, Rolling, Sum
+
 from streamcore import App, EventTime
 
 app = App("agent_context", version="1")
@@ -40,7 +41,7 @@ customer = FeatureView(
 def churn_risk(f: dict[str, Any]) -> float:
     """A readable stand-in for a trained model: support trouble and failed payments raise risk."""
     risk = 0.1 + 0.15 * min(f["tickets_7d"], 4) + 0.2 * min(f["failed_payments_7d"], 2)
-    return round(min(0.99, risk - 0.05 * min(f["orders_30d"], 4)), 3)
+    return round(min(0.99, float(risk - 0.05 * min(f["orders_30d"], 4))), 3)
 
 
 app.model(

@@ -1,6 +1,6 @@
 """Two tool calls of one agent plan agree, while the customer's events keep arriving.
 
-    python -m apps.agent_context.example
+    python -m streamcore.apps.agent_context.example
 
 Customer events stream into the app. An agent handling "u7 asks for a refund" pins a
 snapshot, calls `customer_context`, thinks for a moment while u7 opens another ticket
@@ -16,14 +16,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
+from streamcore.apps.agent_context.app import app, events
+from streamcore.apps.agent_context.tools import PlanContext
 
 from streamcore import Runner, RunSettings
-from streamcore.log import EmbeddedLog, TopicConfig
-
-from .app import app, events
-from .tools import PlanContext
+from streamcore.io.log import EmbeddedLog, TopicConfig
 
 
 def event(customer: str, kind: str, **fields: object) -> bytes:
@@ -39,7 +39,7 @@ async def customers(log: EmbeddedLog, stop: asyncio.Event) -> None:
         for _ in range(50):
             who = f"u{rnd.randrange(200)}"
             kind = rnd.choice(["order", "order", "order", "ticket", "payment_failed", "plan"])
-            extra = {"amount": round(rnd.uniform(5, 200), 2)} if kind == "order" else {}
+            extra: dict[str, Any] = {"amount": round(rnd.uniform(5, 200), 2)} if kind == "order" else {}
             extra |= {"topic": rnd.choice(["refund", "login"])} if kind == "ticket" else {}
             extra |= {"plan": rnd.choice(["free", "pro"])} if kind == "plan" else {}
             batch.append(event(who, kind, **extra))
@@ -54,12 +54,13 @@ async def main() -> int:
     for spec in app.topics:
         log.create_topic(TopicConfig(spec.name, spec.partitions))
     u7 = log.producer(events.name)
-    for kind, fields in [
+    u7_events: list[tuple[str, dict[str, Any]]] = [
         ("plan", {"plan": "pro"}),
         ("order", {"amount": 120.0}),
         ("order", {"amount": 80.0}),
         ("ticket", {"topic": "refund"}),
-    ]:
+    ]
+    for kind, fields in u7_events:
         u7.send(event("u7", kind, **fields), time.time_ns() // 1_000_000, b"u7")
     runner = Runner(
         app, RunSettings(state_dir=workdir / "state", broker=f"embedded:{workdir / 'log'}"), handle_signals=False

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamcore.models import Model
-from streamcore.online import OnlineState
+from streamcore.online.models import Model
+from streamcore.online.views import OnlineState
 
 
 class PlanContext:

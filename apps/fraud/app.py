@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from operators import Count, CountDistinct, FeatureView, Latest, Mean, Rolling, Sum
-from streamcore import App, EventTime
+from streamcore.apps.fraud.model import FEATURES, FraudModel
+from streamcore.operators import Count, CountDistinct, FeatureView, Latest, Mean, Rolling, Sum
 
-from .model import FEATURES, FraudModel
+from streamcore import App, EventTime
 
 app = App("fraud", version="1")
 transactions = app.topic("transactions", partitions=4, key="card")

@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from streamcore.apps.fraud.app import app, transactions
+from streamcore.apps.fraud.generate import SKEW_MS, SKEWED_TERMINAL, TransactionGenerator
 
 from streamcore import Runner, RunSettings
+from streamcore.base.records import RecordBatch
 from streamcore.cli.progress import print_summary
-from streamcore.embedded import EmbeddedSource
-from streamcore.log import EmbeddedLog, PartitionReader, TopicConfig
-from streamcore.records import RecordBatch
-
-from .app import app, transactions
-from .generate import SKEW_MS, SKEWED_TERMINAL, TransactionGenerator
+from streamcore.io.embedded import EmbeddedSource
+from streamcore.io.log import EmbeddedLog, PartitionReader, TopicConfig
 
 TERMINALS = 4
 TICK_S = 0.02
@@ -77,7 +76,7 @@ async def terminals(log: EmbeddedLog, generator: TransactionGenerator, rate: int
 
 
 def read_new(reader: PartitionReader) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     while (batch := reader.read(10_000)) is not None:
         out.extend(orjson.loads(v) for v in batch.values)
     return out

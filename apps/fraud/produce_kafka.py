@@ -1,6 +1,6 @@
 """Send generated card transactions to Kafka, keyed by card (so a card's features live in one partition).
 
-python -m apps.fraud.produce_kafka --broker kafka://127.0.0.1:9092 --count 20000
+python -m streamcore.apps.fraud.produce_kafka --broker kafka://127.0.0.1:9092 --count 20000
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import time
 
 import orjson
 from aiokafka import AIOKafkaProducer
-
-from .generate import TransactionGenerator
+from streamcore.apps.fraud.generate import TransactionGenerator
 
 
 async def produce(bootstrap: str, count: int, topic: str = "transactions") -> int:

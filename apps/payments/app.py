@@ -19,7 +19,8 @@ terminal with a wrong clock) are dead-lettered (``payments-dlq``).
 
 from __future__ import annotations
 
-from operators import Count, Max, Mean, Sliding, Sum, Tumbling
+from streamcore.operators import Count, Max, Mean, Sliding, Sum, Tumbling
+
 from streamcore import App, EventTime
 
 app = App("payments", version="1")

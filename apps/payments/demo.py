@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 import orjson
+from streamcore.apps.payments.app import app, payments
 
 from streamcore import Runner, RunSettings
 from streamcore.cli.progress import ProgressPrinter, print_summary
-from streamcore.embedded import EmbeddedSource
-from streamcore.log import EmbeddedLog, TopicConfig
+from streamcore.io.embedded import EmbeddedSource
+from streamcore.io.log import EmbeddedLog, TopicConfig
 from streamcore.testing import results_table
-
-from .app import app, payments
 
 TERMINALS = 4
 SKEWED_TERMINAL = 3

@@ -4,7 +4,8 @@ No idle timeout and no future-skew guard, so its results depend only on the inpu
 never on how fast or in what processing time a (restarted) worker read it.
 """
 
-from operators import Count, Max, Mean, Session, Sum, Tumbling
+from streamcore.operators import Count, Max, Mean, Session, Sum, Tumbling
+
 from streamcore import App, EventTime
 
 app = App("chaos", version="1")

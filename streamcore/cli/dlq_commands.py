@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
-from ..deadletter import REPLAYED_FROM, DeadLetter
-from ..errors import ConfigError
-from ..log import EmbeddedLog
+from streamcore.base.deadletter import REPLAYED_FROM, DeadLetter
+from streamcore.base.errors import ConfigError
+from streamcore.io.log import EmbeddedLog
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from ..app import App
-from ..errors import ConfigError
+from streamcore.base.errors import ConfigError
+from streamcore.dataflow.app import App
 
 
 def _import_file(path: Path) -> ModuleType:

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
-from ..clock import SystemClock
-from ..errors import ConfigError
-from ..log import EmbeddedLog, TopicConfig
-from ..records import Record
+from streamcore.base.clock import SystemClock
+from streamcore.base.errors import ConfigError
+from streamcore.base.records import Record
+from streamcore.io.log import EmbeddedLog, TopicConfig
 
 PRODUCE_BATCH = 5_000
 
@@ -51,7 +51,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
 
 def topics_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
     if args.create:
-        from ..durations import optional_ms
+        from streamcore.base.durations import optional_ms
 
         log.create_topic(TopicConfig(args.create, args.partitions, optional_ms(args.retention, "--retention")))
         print(f"created {args.create} ({args.partitions} partitions)")
@@ -69,7 +69,7 @@ def topics_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
 
 def check_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
     """Every frame of every segment, checksum by checksum: what a reader or writer would refuse."""
-    from ..log.partition import check_partition
+    from streamcore.io.log.segments import check_partition
 
     damaged = 0
     for name in args.topic or [t.name for t in log.topics()]:

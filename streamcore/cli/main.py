@@ -16,15 +16,15 @@ import logging
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, StreamcoreError
-from ..log import EmbeddedLog
-from ..runner import Runner
-from ..settings import RunSettings
-from . import dlq_commands, log_commands
-from .loader import load_app
-from .progress import ProgressPrinter, print_summary
+from streamcore.base.errors import ConfigError, StreamcoreError
+from streamcore.cli import dlq_commands, log_commands
+from streamcore.cli.loader import load_app
+from streamcore.cli.progress import ProgressPrinter, print_summary
+from streamcore.io.log import EmbeddedLog
+from streamcore.runtime.runner import Runner
+from streamcore.runtime.settings import RunSettings
 
-DEMOS = {"fraud": "apps.fraud.demo", "payments": "apps.payments.demo"}
+DEMOS = {"fraud": "streamcore.apps.fraud.demo", "payments": "streamcore.apps.payments.demo"}
 """`streamcore demo [NAME]`: the bundled demos (imported by name: the runtime does not import apps)."""
 
 

@@ -6,7 +6,7 @@ import math
 import sys
 from typing import TextIO
 
-from ..runner import RunStatus
+from streamcore.runtime.status import RunStatus
 
 
 def _watermark_lag(watermark: float, now_ms: int) -> str:

@@ -157,7 +157,7 @@ def window_events(keys: int, per_key: int, *, start_ms: int = 1_700_000_000_000,
 
 def closing_events(events: list[dict[str, Any]], partitions: int = 4) -> list[dict[str, Any]]:
     """One event per partition, a minute after the last, so every window of `events` fires."""
-    from streamcore.kafka import kafka_partition
+    from streamcore.io.kafka_settings import kafka_partition
 
     last = max(e["ts"] for e in events)
     keys: dict[int, str] = {}
@@ -192,7 +192,7 @@ def oracle_windows(events: list[dict[str, Any]], key: str, partitions: int = 4) 
     """
     import tck_shared
 
-    from streamcore.kafka import kafka_partition
+    from streamcore.io.kafka_settings import kafka_partition
 
     if not tck_shared.available():
         pytest.skip(f"the shared TCK (the oracle these results are checked against) is not at {tck_shared.TCK_DIR}")

@@ -19,11 +19,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streamcore.repartition import SOURCE_HEADER
-from streamcore.serving import SERVED_BY as SERVED
+from streamcore.runtime.repartition import SOURCE_HEADER
+from streamcore.serving.http import SERVED_BY as SERVED
 from streamcore.testing import free_port
-
-from .conftest import (
+from tests.integration.conftest import (
     Worker,
     closing_events,
     consume_all,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from helpers import produce, table
 
-from streamcore.deadletter import DeadLetter
-from streamcore.log import EmbeddedLog
+from streamcore.base.deadletter import DeadLetter
+from streamcore.io.log import EmbeddedLog
 from streamcore.testing import cli_command
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import orjson
 from helpers import settings
+from streamcore.apps.agent_context.app import app
+from streamcore.apps.agent_context.tools import PlanContext
 
-from apps.agent_context.app import app
-from apps.agent_context.tools import PlanContext
 from streamcore import Runner
-from streamcore.log import EmbeddedLog, TopicConfig
-from streamcore.online import SnapshotExpired
+from streamcore.io.log import EmbeddedLog, TopicConfig
+from streamcore.online.reads import SnapshotExpired
 
 
 def test_tool_calls_of_one_plan_agree_while_the_stream_moves(tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from streamcore.operators import Count, CountDistinct, Max, Mean, Min, Sum
+from streamcore.operators.aggregations import Aggregation
+from streamcore.operators.fused import fuse
 
-from operators import Count, CountDistinct, Max, Mean, Min, Sum
-from operators.aggregations import Aggregation
-from operators.fused import fuse
-from streamcore.errors import SchemaError
+from streamcore.base.errors import SchemaError
 
 numbers = st.one_of(st.integers(-(10**9), 10**9), st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
 BUILTINS: list[Aggregation] = [Count(), Sum("v"), Min("v"), Max("v"), Mean("v")]

@@ -11,13 +11,13 @@ from typing import Any
 import orjson
 import pytest
 from helpers import dead_letters, produce, run, settings, table
+from streamcore.operators import Aggregate, Count, FeatureView, Rolling, Session, Sum, Tumbling
 
-from operators import Aggregate, Count, FeatureView, Rolling, Session, Sum, Tumbling
 from streamcore import App, EventTime, IncompatibleState, Runner, RunStatus
-from streamcore import runner as runner_module
-from streamcore.log import EmbeddedLog
-from streamcore.runner import _TaskRun
-from streamcore.state import TaskStore
+from streamcore.io.log import EmbeddedLog
+from streamcore.runtime import pacing
+from streamcore.runtime.task_run import TaskRun
+from streamcore.state.store import TaskStore
 
 
 def window_app(name: str = "shop", partitions: int = 2, lateness: int = 0) -> App:
@@ -195,8 +195,8 @@ def test_function_sink_gets_batches(tmp_path: Path) -> None:
 def test_checkpoints_of_all_tasks_share_one_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """Three tasks checkpointing at once get CHECKPOINT_SHARE of the time together, not each."""
     clock = [100.0]
-    monkeypatch.setattr(runner_module.time, "perf_counter", lambda: clock[0])
-    pacer = runner_module.CheckpointPacer()
+    monkeypatch.setattr(pacing.time, "perf_counter", lambda: clock[0])
+    pacer = pacing.CheckpointPacer()
     for _ in range(3):
         pacer.begin()
     assert pacer.due()
@@ -215,7 +215,7 @@ def test_checkpoints_of_all_tasks_share_one_time_budget(monkeypatch: pytest.Monk
 
 def test_a_task_checkpoints_unpaced_only_while_no_other_task_has_records() -> None:
     """Idle time is the loop's, not one task's: a busy task keeps the others' checkpoints paced."""
-    pacer = runner_module.CheckpointPacer()
+    pacer = pacing.CheckpointPacer()
     idle, busy = object(), object()
     assert pacer.idle_for(idle)
     pacer.working.add(idle)  # its own records do not count against it
@@ -226,7 +226,7 @@ def test_a_task_checkpoints_unpaced_only_while_no_other_task_has_records() -> No
     assert pacer.idle_for(idle)
 
 
-async def started(runner: Runner, records: int) -> tuple[asyncio.Task[RunStatus], _TaskRun]:
+async def started(runner: Runner, records: int) -> tuple[asyncio.Task[RunStatus], TaskRun]:
     """Start a one-task runner and wait until it has read `records`; its asyncio task and its task."""
     task = asyncio.create_task(runner.run())
     await until(lambda: bool(runner.sources) and runner.status().records_in >= records)

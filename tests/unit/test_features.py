@@ -13,11 +13,11 @@ import pytest
 from helpers import settings as run_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from streamcore.operators import Count, CountDistinct, FeatureView, Latest, Max, Mean, Rolling, Sum
 
-from operators import Count, CountDistinct, FeatureView, Latest, Max, Mean, Rolling, Sum
 from streamcore import App, ConfigError, EventTime, Runner
-from streamcore.log import EmbeddedLog, TopicConfig
-from streamcore.online import SnapshotExpired
+from streamcore.io.log import EmbeddedLog, TopicConfig
+from streamcore.online.reads import SnapshotExpired
 
 OVER, PANE = 10_000, 1_000
 VIEW = FeatureView(

@@ -17,10 +17,10 @@ import pytest
 from helpers import dead_letters, produce, run, table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from streamcore.operators import Aggregate, Count, CountDistinct, Max, Mean, Min, Session, Sum, Tumbling
 
-from operators import Aggregate, Count, CountDistinct, Max, Mean, Min, Session, Sum, Tumbling
 from streamcore import App, EventTime
-from streamcore.log import EmbeddedLog
+from streamcore.io.log import EmbeddedLog
 
 BIG = [2**62, 2**63 - 1, -(2**63), 2**63, 2**64 - 1, 2**64, 10**30, -(10**30)]
 FLOATS = [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1.7976931348623157e308, 1e308, 0.1, -0.0]

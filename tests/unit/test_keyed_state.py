@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamcore import App, Operator, OperatorContext, StateError, StateWriter
-from streamcore.keyed_state import KeyedState
-from streamcore.log import EmbeddedLog
-from streamcore.state import TaskStore
+from streamcore.io.log import EmbeddedLog
+from streamcore.state.keyed import KeyedState
+from streamcore.state.store import TaskStore
 
 
 def commit(store: TaskStore, state: KeyedState) -> None:

@@ -13,13 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamcore.embedded import EmbeddedSource
-from streamcore.errors import LogCorruption, TopicConflict, TopicNotFound
-from streamcore.log import EmbeddedLog, TopicConfig
-from streamcore.log.format import Frame, encode_frame
-from streamcore.log.partition import PartitionReader, PartitionWriter, list_segments, segment_path
-from streamcore.records import RecordBatch
-from streamcore.transport import Control
+from streamcore.base.errors import LogCorruption, TopicConflict, TopicNotFound
+from streamcore.base.records import RecordBatch
+from streamcore.io.embedded import EmbeddedSource
+from streamcore.io.log import EmbeddedLog, TopicConfig
+from streamcore.io.log.format import Frame, encode_frame
+from streamcore.io.log.partition import PartitionReader, PartitionWriter
+from streamcore.io.log.segments import list_segments, segment_path
+from streamcore.io.transport import Control
 
 
 @settings(max_examples=200)

@@ -13,8 +13,8 @@ from helpers import CARD_VIEW as VIEW
 from helpers import produce, run
 
 from streamcore import App, ConfigError, EventTime
-from streamcore.log import EmbeddedLog
-from streamcore.models import Model
+from streamcore.io.log import EmbeddedLog
+from streamcore.online.models import Model
 
 
 def scoring_app(model: Any, *, fallback: Any = -1.0, timeout_ms: float = 50) -> App:

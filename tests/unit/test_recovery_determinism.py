@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 from helpers import produce, run, table
+from streamcore.operators import Session, Sum
 
-from operators import Session, Sum
 from streamcore import App, EventTime
 
 

@@ -17,19 +17,19 @@ from typing import Any
 import orjson
 import pytest
 import tck_shared as tck
+from streamcore.operators import Count, Tumbling
 from tck_adapter import build_app
 
-from operators import Count, Tumbling
 from streamcore import App, EventTime, ManualClock
-from streamcore.deadletter import DeadLetter
-from streamcore.errors import ConfigError
-from streamcore.records import Headers, Record, RecordBatch
-from streamcore.repartition import SOURCE_HEADER, ProducerWatermarks, ShuffledInput, plan
-from streamcore.state import TaskStore
-from streamcore.stream import Pipeline, ShuffleSink
-from streamcore.task import Task
+from streamcore.base.deadletter import DeadLetter
+from streamcore.base.errors import ConfigError
+from streamcore.base.records import Headers, Record, RecordBatch
+from streamcore.dataflow.stream import Pipeline, ShuffleSink
+from streamcore.io.transport import TopicSpec
+from streamcore.runtime.repartition import SOURCE_HEADER, ProducerWatermarks, ShuffledInput, plan
+from streamcore.runtime.task import Task
+from streamcore.state.store import TaskStore
 from streamcore.testing import results_table
-from streamcore.transport import TopicSpec
 
 
 class ListSink:

@@ -15,7 +15,7 @@ from helpers import CARD_VIEW as VIEW
 from helpers import settings
 
 from streamcore import App, EventTime, Runner
-from streamcore.log import EmbeddedLog, TopicConfig
+from streamcore.io.log import EmbeddedLog, TopicConfig
 
 
 def serving_app() -> App:
@@ -181,7 +181,7 @@ def test_a_token_guards_every_endpoint_but_health_and_metrics(tmp_path: Path) ->
 
 def test_one_client_cannot_pin_more_than_its_share_of_snapshots(tmp_path: Path) -> None:
     """10,000 pins from one client used to evict everyone else's."""
-    from streamcore.serving import MAX_PINS_PER_CLIENT
+    from streamcore.serving.guards import MAX_PINS_PER_CLIENT
 
     append(tmp_path, [{"card": "a", "amount": 1, "ts": 1}])
 
@@ -202,9 +202,10 @@ def test_one_client_cannot_pin_more_than_its_share_of_snapshots(tmp_path: Path) 
 
 
 def test_a_connection_that_sends_its_headers_too_slowly_is_closed(tmp_path: Path, monkeypatch: Any) -> None:
-    from streamcore import serving as serving_module
+    from streamcore.serving import guards, http
 
-    monkeypatch.setattr(serving_module, "HEADER_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(guards, "HEADER_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(http, "HEADER_TIMEOUT_S", 0.3)
     append(tmp_path, [{"card": "a", "amount": 1, "ts": 1}])
 
     async def check(runner: Runner, session: aiohttp.ClientSession, base: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamcore.state import WRITE_CHUNK, CheckpointWrite, TaskStore
+from streamcore.state.store import WRITE_CHUNK, CheckpointWrite, TaskStore
 
 N = WRITE_CHUNK * 3
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from streamcore.operators import Aggregate, Count, Mean, Session, Sliding, Sum, Tumbling, window_from_dict
 
-from operators import Aggregate, Count, Mean, Session, Sliding, Sum, Tumbling, window_from_dict
 from streamcore import App, ConfigError, EventTime, Runner, RunSettings
 
 

@@ -6,7 +6,7 @@ import math
 
 import orjson
 
-from streamcore.eventtime import WatermarkTracker
+from streamcore.eventtime.watermarks import WatermarkTracker
 
 
 def test_min_over_partitions_and_monotonic() -> None:

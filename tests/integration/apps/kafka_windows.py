@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from streamcore.operators import Count, FeatureView, Latest, Rolling, Sum, Tumbling
 
-from operators import Count, FeatureView, Latest, Rolling, Sum, Tumbling
 from streamcore import App, EventTime
 
 name = os.environ.get("STREAMCORE_TEST_APP", "kwin")

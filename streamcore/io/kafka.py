@@ -1,0 +1,313 @@
+"""Kafka as the broker (aiokafka): topics, a consumer group, sinks and state changelogs.
+
+`KafkaBroker` implements the same `Broker` protocol as the embedded log for topics and
+sinks. Sources differ: a worker does not read "a topic" but the partitions the group
+assigns to it, so the runner asks for a `KafkaGroup`, and gets one `KafkaPartitionSource`
+per assigned partition (each becomes its own task with its own state).
+
+Offsets: the task's RocksDB checkpoint is the source of truth for where to resume; the
+group's committed offsets follow each checkpoint (``commit``) and are used only when a
+partition has no state anywhere yet. Outputs are at-least-once (flushed before the
+checkpoint that covers them). Kafka transactions would make them exactly-once; they are
+not used, so that the same code runs against brokers without them.
+
+Every setting comes from `KafkaSettings` (``STREAMCORE_KAFKA_*`` variables).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streamcore.base.errors import ConfigError
+from streamcore.base.records import Headers
+from streamcore.io.kafka_settings import ENV_PREFIX, KafkaSettings
+from streamcore.io.kafka_source import KafkaPartitionSource
+from streamcore.io.transport import TopicSpec
+from streamcore.state.store import TaskStore
+
+log = logging.getLogger("streamcore.kafka")
+
+T = TypeVar("T")
+SEND_YIELD_EVERY = 512
+"""Records handed to the producer between yields to the loop, so a large flush does not stall it."""
+
+
+async def _yielding(items: list[T]) -> AsyncIterator[T]:
+    """The items in order, yielding to the loop every `SEND_YIELD_EVERY`, so a large send does not stall it."""
+    for i, item in enumerate(items):
+        yield item
+        if i % SEND_YIELD_EVERY == SEND_YIELD_EVERY - 1:
+            await asyncio.sleep(0)
+
+
+class KafkaBroker:
+    """Topics, sinks, consumer groups and changelogs on one Kafka cluster."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self._admin: AIOKafkaAdminClient | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._partitions: dict[str, int] = {}
+
+    async def start(self) -> None:
+        s = self.settings
+        try:
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap_servers, client_id=s.client_id)
+            await self._admin.start()
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=s.bootstrap_servers,
+                client_id=s.client_id,
+                linger_ms=s.linger_ms,
+                max_batch_size=s.max_batch_size,
+                compression_type=s.compression_type or None,
+                acks=int(s.acks) if s.acks.lstrip("-").isdigit() else s.acks,
+                enable_idempotence=False,
+                max_request_size=max(1 << 20, s.max_batch_size),
+            )
+            await self._producer.start()
+        except Exception as exc:
+            await self.close()
+            raise ConfigError("broker", f"cannot reach Kafka at {s.url}: {exc}") from exc
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("KafkaBroker.start() was not awaited")
+        return self._producer
+
+    async def ensure_topic(self, spec: TopicSpec, *, internal: bool = False, compacted: bool = False) -> int:
+        """Check that the topic exists (creating it if asked); return its partition count."""
+        assert self._admin is not None
+        if spec.name in self._partitions:
+            return self._partitions[spec.name]
+        existing = set(await self._admin.list_topics())
+        if spec.name not in existing:
+            if not (internal or self.settings.create_topics):
+                raise ConfigError(
+                    "topic",
+                    f"topic {spec.name!r} does not exist on {self.settings.url}; create it "
+                    f"({spec.partitions} partition(s)) or set {ENV_PREFIX}CREATE_TOPICS=1",
+                )
+            configs = {"cleanup.policy": "compact" if compacted else "delete"}
+            if spec.retention_ms is not None:
+                configs["retention.ms"] = str(spec.retention_ms)
+            if spec.retention_bytes is not None:
+                configs["retention.bytes"] = str(spec.retention_bytes)
+            await self._admin.create_topics(
+                [NewTopic(spec.name, spec.partitions, self.settings.replication_factor, topic_configs=configs)]
+            )
+            log.info("created topic %s (%d partitions, %s)", spec.name, spec.partitions, configs)
+        described = await self._admin.describe_topics([spec.name])
+        partitions = len(described[0]["partitions"]) or spec.partitions
+        self._partitions[spec.name] = partitions
+        return partitions
+
+    def partitions(self, topic: str) -> int:
+        return self._partitions[topic]
+
+    def sink(self, topic: str) -> KafkaSink:
+        return KafkaSink(self, topic)
+
+    def group(
+        self,
+        topics: Iterable[str],
+        group_id: str,
+        on_assigned: Callable[[list[tuple[str, int]]], Awaitable[None]],
+        on_revoked: Callable[[list[tuple[str, int]]], Awaitable[None]],
+    ) -> KafkaGroup:
+        return KafkaGroup(self, list(topics), group_id, on_assigned, on_revoked)
+
+    def changelog(self, topic: str, partition: int) -> KafkaChangelog:
+        return KafkaChangelog(self, topic, partition)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
+
+
+class KafkaSink:
+    """Buffers outputs; `flush` sends them and waits until the broker has them all.
+
+    Keys, timestamps and headers are kept; keyed records go to the partition Kafka's
+    default partitioner picks, so a downstream consumer sees one key in one partition.
+    """
+
+    def __init__(self, broker: KafkaBroker, topic: str) -> None:
+        self.broker = broker
+        self.topic = topic
+        self._buffer: list[tuple[bytes | None, bytes, int, Headers, int | None]] = []
+
+    def add(
+        self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = (), partition: int | None = None
+    ) -> None:
+        """Buffer a record; `partition` None: the default partitioner's choice (by key)."""
+        self._buffer.append((key, value, timestamp, headers, partition))
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def flush(self) -> None:
+        if not self._buffer:
+            return
+        buffered, self._buffer = self._buffer, []
+        producer = self.broker.producer
+        delivered = []
+        async for key, value, timestamp, headers, partition in _yielding(buffered):
+            delivered.append(
+                await producer.send(
+                    self.topic,
+                    value,
+                    key=key,
+                    partition=partition,
+                    timestamp_ms=timestamp,
+                    headers=list(headers) or None,
+                )
+            )
+        await asyncio.gather(*delivered)
+
+
+class KafkaGroup(ConsumerRebalanceListener):  # type: ignore[misc]
+    """One consumer in the app's group; tells the runner which partitions it gains and loses.
+
+    `on_revoked` runs before a partition goes to another worker: the runner checkpoints
+    its task (state and offsets) there. `on_assigned` runs before any record of a gained
+    partition is fetched: the runner restores its state there.
+    """
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        topics: list[str],
+        group_id: str,
+        on_assigned: Callable[[list[tuple[str, int]]], Awaitable[None]],
+        on_revoked: Callable[[list[tuple[str, int]]], Awaitable[None]],
+    ) -> None:
+        s = broker.settings
+        self.topics = topics
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=s.client_id,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            fetch_min_bytes=s.fetch_min_bytes,
+            max_partition_fetch_bytes=s.max_partition_fetch_bytes,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            isolation_level="read_committed",
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.consumer.subscribe(topics=self.topics, listener=self)
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self._on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))
+
+    def source(self, topic: str, partition: int) -> KafkaPartitionSource:
+        return KafkaPartitionSource(self.consumer, topic, partition)
+
+    async def close(self) -> None:
+        await self.consumer.stop()
+
+
+class KafkaChangelog:
+    """A task's RocksDB writes, replicated in order to a partition of a compacted topic.
+
+    The store hands over each write (`append`), after writing it locally; a checkpoint
+    counts for other workers once `flush` has returned. Replaying the topic in order into
+    an empty store, then recovering it, gives the state of the last checkpoint that made
+    it (see `streamcore.state`): the topic holds the journal, the commit record and the
+    applied entries, so a checkpoint cut off halfway is dropped, and compaction (last
+    value per key) keeps exactly what replaying everything would give.
+    """
+
+    def __init__(self, broker: KafkaBroker, topic: str, partition: int) -> None:
+        self.broker = broker
+        self.topic = topic
+        self.partition = partition
+        self._pending: list[tuple[bytes, bytes | None]] = []
+
+    def append(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        self._pending.extend(ops)
+
+    async def flush(self) -> int:
+        """Send what was appended; return the offset after it (the next one)."""
+        pending, self._pending = self._pending, []
+        producer = self.broker.producer
+        delivered = []
+        async for key, value in _yielding(pending):
+            delivered.append(await producer.send(self.topic, value, key=key, partition=self.partition))
+        if not delivered:
+            return -1
+        metadata = await asyncio.gather(*delivered)  # every record, not just the last: a failure anywhere counts
+        return int(metadata[-1].offset) + 1
+
+    async def restore(self, store: TaskStore) -> int:
+        """Bring a partition's store up to this changelog; return the changelog records replayed.
+
+        The local copy is kept when its checkpoint is the one the changelog is known to
+        hold (then only the tail is read); otherwise it may hold a checkpoint that never
+        reached the changelog, and is rebuilt from all of it.
+        """
+        mark = store.changelog_mark()
+        meta = store.load_checkpoint()
+        start = None
+        if mark is not None and meta is not None and meta["id"] == mark[0]:
+            start = mark[1]
+        else:
+            store.clear()
+        replayed = await self.read(start, store.replay)
+        store.changelog = self
+        store.recover()  # a checkpoint cut off halfway is dropped, a committed one finished
+        return replayed
+
+    async def read(
+        self, start: int | None, apply: Callable[[list[tuple[bytes, bytes | None]]], None], chunk: int = 2000
+    ) -> int:
+        """Replay from `start` (None: the beginning) to the current end; return records read."""
+        s = self.broker.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=f"{s.client_id}-restore",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=max(s.max_partition_fetch_bytes, 4 << 20),
+            fetch_max_wait_ms=10,
+        )
+        tp = TopicPartition(self.topic, self.partition)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            if start is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, start)
+            read = 0
+            while await consumer.position(tp) < end:
+                found = await consumer.getmany(tp, timeout_ms=200, max_records=chunk)
+                records = found.get(tp, [])
+                if records:
+                    apply([(r.key, r.value) for r in records])
+                    read += len(records)
+            return read
+        finally:
+            await consumer.stop()

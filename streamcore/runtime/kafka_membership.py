@@ -1,0 +1,255 @@
+"""A Kafka worker's membership of its consumer group: partitions gained and revoked, owners.
+
+`KafkaMembership` is the part of the `streamcore.runtime.runner.Runner` that joins the
+group, opens a task for each partition gained (its state restored from the local
+RocksDB and the changelog first), retires it when the partition is revoked, and tells
+the HTTP server which worker owns which partition. It is a mixin of the runner: its
+methods read the runner's parts through `RunnerParts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from dataclasses import replace
+from typing import Protocol
+
+from streamcore.base.errors import ConfigError
+from streamcore.dataflow.app import App
+from streamcore.dataflow.stream import Pipeline
+from streamcore.io.kafka import KafkaBroker, KafkaChangelog, KafkaGroup
+from streamcore.io.kafka_settings import kafka_partition
+from streamcore.io.owners import PartitionOwners
+from streamcore.io.transport import Broker, Source, TopicSpec
+from streamcore.online.views import OnlineState
+from streamcore.runtime.gc_pacer import GcPacer
+from streamcore.runtime.metrics import Metrics
+from streamcore.runtime.repartition import plan, repartition_topics
+from streamcore.runtime.settings import RunSettings
+from streamcore.runtime.signals import stop_on_signals
+from streamcore.runtime.status import RunStatus
+from streamcore.runtime.task_run import TaskRun
+from streamcore.serving.http import Server
+from streamcore.state.store import TaskStore
+
+log = logging.getLogger("streamcore.runner")
+
+
+class RunnerParts(Protocol):
+    """What `KafkaMembership` uses of the runner it is mixed into."""
+
+    app: App
+    settings: RunSettings
+    online: OnlineState
+    metrics: Metrics
+    server: Server | None
+    advertised_url: str
+    handle_signals: bool
+    _runs: list[TaskRun]
+    _stop: asyncio.Event
+    _gc: GcPacer
+    _group: KafkaGroup | None
+    _group_errors: list[BaseException]
+    _joined: bool
+    _broker: KafkaBroker | None
+    _owners: PartitionOwners | None
+    _pipelines: list[Pipeline]
+    _view_topics: dict[str, str]
+
+    def stop(self, reason: str = "stop") -> None: ...
+
+    def status(self) -> RunStatus: ...
+
+    def _store(self, pipeline: Pipeline, partition: int | None = None) -> TaskStore: ...
+
+    async def _open(
+        self,
+        pipeline: Pipeline,
+        broker: Broker | KafkaBroker,
+        source: Source | None = None,
+        *,
+        store: TaskStore | None = None,
+        changelog: KafkaChangelog | None = None,
+    ) -> TaskRun: ...
+
+    async def _drive(self, run: TaskRun) -> None: ...
+
+    async def _retire(self, run: TaskRun) -> None: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def view_names(self) -> list[str]: ...
+
+    def owner_url(self, view: str, partition: int) -> str | None: ...
+
+    def _locate(self, view: str, entity: str) -> int | None: ...
+
+    def _topic_of(self, view: str) -> str | None: ...
+
+    def _changelog_topic(self, pipeline: Pipeline) -> str: ...
+
+    async def _assigned(self, broker: KafkaBroker, tps: list[tuple[str, int]]) -> None: ...
+
+    def _drive_done(self, drive: asyncio.Task[None]) -> None: ...
+
+    async def _revoked(self, tps: list[tuple[str, int]]) -> None: ...
+
+
+class KafkaMembership:
+    """The runner's Kafka group side (mixed into `Runner`, which sets these in its ``__init__``)."""
+
+    server: Server | None
+    _group: KafkaGroup | None
+    _broker: KafkaBroker | None
+    _owners: PartitionOwners | None
+
+    async def _run_group(self: RunnerParts, broker: KafkaBroker) -> RunStatus:
+        """Join the group; open a task for each partition gained, retire it when it is revoked.
+
+        A gained partition's state is restored before it processes anything: from the local
+        RocksDB when it holds a checkpoint the changelog has, then the changelog's tail, or
+        else from the whole changelog (`KafkaChangelog.restore`).
+        """
+        if self.settings.until_end:
+            raise ConfigError("until_end", "a Kafka worker runs until stopped; replay a range with the embedded log")
+        await broker.start()
+        group = None
+        try:
+            internal = {self.app.dead_letter_topic.name, self.app.late_topic.name}
+            sources = {pipeline.source for pipeline in self.app.pipelines}
+            for spec in sorted(self.app.topics, key=lambda t: (t.name not in sources, t.name)):  # inputs first
+                await broker.ensure_topic(spec, internal=spec.name in internal)
+            declared = {spec.name: replace(spec, partitions=broker.partitions(spec.name)) for spec in self.app.topics}
+            self._pipelines = plan(self.app.name, self.app.pipelines, declared)
+            for spec in repartition_topics(self._pipelines):
+                await broker.ensure_topic(spec, internal=True)
+            for pipeline in self._pipelines:
+                await broker.ensure_topic(
+                    TopicSpec(self._changelog_topic(pipeline), broker.partitions(pipeline.source)),
+                    internal=True,
+                    compacted=True,
+                )
+            self._broker = broker
+            self.online.locate = self._locate
+            if self.settings.http:
+                server = Server(self, *self.settings.http_address, token=self.settings.http_token)
+                await server.start()
+                self.server = server
+                self.advertised_url = self.settings.advertise or _default_url(server.host, server.port)
+                owners_topic = TopicSpec(f"{self.app.name}-owners", 1)
+                await broker.ensure_topic(owners_topic, internal=True, compacted=True)
+                owners = self._owners = PartitionOwners(broker, owners_topic.name)
+                await owners.start()
+            topics = sorted({pipeline.source for pipeline in self._pipelines})
+            group = broker.group(
+                topics,
+                broker.settings.group_id or self.app.name,
+                lambda tps: self._assigned(broker, tps),
+                self._revoked,
+            )
+            self._group = group
+            self._gc.start()
+            await group.start()
+            with stop_on_signals(self.stop, install=self.handle_signals):
+                while not self._stop.is_set() and not self._group_errors:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), 0.2)
+            await self._revoked([(r.source.topic, r.task.partitions[0]) for r in self._runs])
+        finally:
+            self._gc.stop()
+            if group is not None:
+                await group.close()
+            if self._owners is not None:
+                await self._owners.close()
+            for r in self._runs:  # only after an error: retired tasks are gone
+                await r.source.close()
+                r.task.store.close()
+            if self.server is not None:
+                await self.server.stop()
+            await broker.close()
+        if self._group_errors:
+            raise self._group_errors[0]
+        return self.status()
+
+    def _topic_of(self: RunnerParts, view: str) -> str | None:
+        """The input topic of the stream that keeps `view`, here or on another worker (Kafka)."""
+        return self._view_topics.get(view) or (self._owners.topic_of(view) if self._owners else None)
+
+    def _locate(self: RunnerParts, view: str, entity: str) -> int | None:
+        """The partition that keeps `entity` in `view` (None: no worker keeps that view)."""
+        topic = self._topic_of(view)
+        if topic is None or self._broker is None:
+            return None
+        return kafka_partition(entity.encode(), self._broker.partitions(topic))
+
+    def owner_url(self: RunnerParts, view: str, partition: int) -> str | None:
+        """The URL of the worker that last announced `partition` of `view`'s stream (Kafka)."""
+        topic = self._topic_of(view)
+        owner = None if topic is None or self._owners is None else self._owners.owner(topic, partition)
+        return None if owner is None else owner.url
+
+    def _changelog_topic(self: RunnerParts, pipeline: Pipeline) -> str:
+        return f"{self.app.name}-{pipeline.name}-changelog"
+
+    async def _assigned(self: RunnerParts, broker: KafkaBroker, tps: list[tuple[str, int]]) -> None:
+        assert self._group is not None
+        self._joined = True
+        for topic, partition in tps:
+            for pipeline in self._pipelines:
+                if pipeline.source != topic:
+                    continue
+                started = time.perf_counter()
+                changelog = broker.changelog(self._changelog_topic(pipeline), partition)
+                store = self._store(pipeline, partition)
+                replayed = await changelog.restore(store)
+                run = await self._open(
+                    pipeline, broker, self._group.source(topic, partition), store=store, changelog=changelog
+                )
+                seconds = time.perf_counter() - started
+                self.metrics.observe_restore(pipeline.name, replayed, seconds)
+                log.info(
+                    "partition %s/%d: state restored (%d changelog records in %.3f s), resuming at %s",
+                    topic,
+                    partition,
+                    replayed,
+                    seconds,
+                    run.task.positions,
+                )
+                views = self.online.views_of(run.task.stream)
+                for view in views:
+                    self._view_topics[view] = topic
+                if self._owners is not None and views:
+                    await self._owners.announce(topic, partition, self.advertised_url, views)
+                self._runs.append(run)
+                drive = asyncio.create_task(self._drive(run), name=f"{pipeline.name}/p{partition}")
+                drive.add_done_callback(self._drive_done)
+                run.drive = drive
+
+    def _drive_done(self: RunnerParts, drive: asyncio.Task[None]) -> None:
+        if not drive.cancelled() and drive.exception() is not None:
+            self._group_errors.append(drive.exception())  # type: ignore[arg-type]
+            self._stop.set()
+
+    async def _revoked(self: RunnerParts, tps: list[tuple[str, int]]) -> None:
+        """Checkpoint each task of a revoked partition (state, changelog, offsets), then close it."""
+        lost = set(tps)
+        for run in [r for r in self._runs if (r.source.topic, r.task.partitions[0]) in lost]:
+            await self._retire(run)
+            if run.drive is not None:
+                run.drive.cancel()
+            self.online.unregister(run.task.stream)
+            self._runs.remove(run)
+            await run.source.close()
+            run.task.store.close()
+            log.info("partition %s/%d: checkpointed and released", run.source.topic, run.task.partitions[0])
+
+
+def _default_url(host: str, port: int) -> str:
+    """How other workers reach this one when no URL is advertised: the bound host, or this host's name."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://{host}:{port}"

@@ -1,0 +1,32 @@
+"""What a run reports: per task counters and positions, handed to progress callbacks and returned at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamcore.runtime.counters import TaskCounters
+
+
+@dataclass(slots=True)
+class TaskStatus:
+    name: str
+    counters: TaskCounters
+    watermark: float
+    state_entries: int
+    positions: dict[int, int]
+    consumer_lag: dict[int, int] = field(default_factory=dict)
+    """Kafka: records in the partition not yet processed (high watermark minus position)."""
+
+
+@dataclass(slots=True)
+class RunStatus:
+    """A progress snapshot, handed to the progress callback and returned at the end."""
+
+    elapsed_s: float
+    processing_time_ms: int
+    tasks: list[TaskStatus] = field(default_factory=list)
+    stopped_by: str = ""
+
+    @property
+    def records_in(self) -> int:
+        return sum(t.counters.records_in for t in self.tasks)
