@@ -33,9 +33,8 @@ import time
 from pathlib import Path
 
 import orjson
-from streamcore.operators import Count, Sum, Tumbling
 
-from streamcore import App, EventTime, Runner, RunSettings
+from streamcore import App, Count, EventTime, Runner, RunSettings, Sum, Tumbling
 from streamcore.io.log import EmbeddedLog, TopicConfig
 from streamcore.testing import results_table
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamcore.operators import Count, FeatureView, Latest, Rolling, Sum
-
-from streamcore import App, EventTime
+from streamcore import App, Count, EventTime, FeatureView, Latest, Rolling, Sum
 
 app = App("agent_context", version="1")
 events = app.topic("customer-events", partitions=2, key="customer")

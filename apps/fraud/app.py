@@ -23,9 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from streamcore.apps.fraud.model import FEATURES, FraudModel
-from streamcore.operators import Count, CountDistinct, FeatureView, Latest, Mean, Rolling, Sum
 
-from streamcore import App, EventTime
+from streamcore import App, Count, CountDistinct, EventTime, FeatureView, Latest, Mean, Rolling, Sum
 
 app = App("fraud", version="1")
 transactions = app.topic("transactions", partitions=4, key="card")

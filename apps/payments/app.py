@@ -19,9 +19,7 @@ terminal with a wrong clock) are dead-lettered (``payments-dlq``).
 
 from __future__ import annotations
 
-from streamcore.operators import Count, Max, Mean, Sliding, Sum, Tumbling
-
-from streamcore import App, EventTime
+from streamcore import App, Count, EventTime, Max, Mean, Sliding, Sum, Tumbling
 
 app = App("payments", version="1")
 payments = app.topic("payments", partitions=4)

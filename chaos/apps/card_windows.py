@@ -4,9 +4,7 @@ No idle timeout and no future-skew guard, so its results depend only on the inpu
 never on how fast or in what processing time a (restarted) worker read it.
 """
 
-from streamcore.operators import Count, Max, Mean, Session, Sum, Tumbling
-
-from streamcore import App, EventTime
+from streamcore import App, Count, EventTime, Max, Mean, Session, Sum, Tumbling
 
 app = App("chaos", version="1")
 events = app.topic("events", partitions=3)
