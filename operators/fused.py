@@ -13,7 +13,7 @@ For a window whose aggregations are all built-in (`Count`, `Sum`, `Min`, `Max`,
 
 The accumulator layout is exactly the generic one (``[agg.create(), ...]`` folded with
 ``agg.add``), so checkpoints do not depend on which path wrote them, and the generic
-path in `window_operator` stays the reference: ``tests/unit/test_fused.py`` checks
+path in `window_base` stays the reference: ``tests/unit/test_aggregations.py`` checks
 that both give the same accumulators. The generated source is kept in ``__source__``.
 """
 

@@ -1,4 +1,4 @@
-"""The window-aggregate operator spec, and what its two implementations share.
+"""The window-aggregate operator spec: what `.window(...).aggregate(...)` builds, and the operator it picks.
 
 `WindowAggregateSpec` is what ``.window(...).aggregate(...)`` builds; it picks
 `FixedWindows` (tumbling, sliding) or `SessionWindows`. Both keep every open window in

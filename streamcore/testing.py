@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from streamcore.base.clock import ManualClock
 from streamcore.base.decoding import decode_strict
@@ -123,6 +126,15 @@ class ScriptedBroker:
         await self.inner.close()
 
 
+_BEYOND_64_BITS = re.compile(rb"\d{20}")
+"""A run of 20 digits: a number orjson would read as a float (it holds 64-bit integers only)."""
+
+
+def _exact_loads(raw: bytes) -> Any:
+    """orjson, or the exact standard library where a number may be an integer beyond 64 bits."""
+    return decode_strict(raw) if _BEYOND_64_BITS.search(raw) else orjson.loads(raw)
+
+
 def results_table(records: Iterable[Record]) -> dict[tuple[str, int, int], dict[str, Any]]:
     """The final value of every window from a result topic, in the order written.
 
@@ -132,7 +144,7 @@ def results_table(records: Iterable[Record]) -> dict[tuple[str, int, int], dict[
     """
     table: dict[tuple[str, int, int], dict[str, Any]] = {}
     for record in records:
-        value = decode_strict(record.value)  # exact: a sum may be an integer beyond 64 bits
+        value = _exact_loads(record.value)
         window = (value["key"], value["start"], value["end"])
         if value.get("retracted"):
             table.pop(window, None)
