@@ -4,14 +4,25 @@
 #       streamcore worker apps/fraud/app.py --http 0.0.0.0:8080
 # The port is open to whoever reaches it: set STREAMCORE_HTTP_TOKEN, and every endpoint but
 # /health and /metrics then needs "Authorization: Bearer <token>".
-FROM python:3.11-slim
-
-WORKDIR /app
+# The slim image has no C compiler: the wheel (with the compiled kernels) is built in a
+# build stage, and the build fails there if a kernel does not compile, so the worker image
+# always runs the fast path (`streamcore --version` says "compiled kernels").
+FROM python:3.11-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY streamcore ./streamcore
 COPY operators ./operators
 COPY apps ./apps
-RUN pip install --no-cache-dir . && useradd --uid 10001 --create-home streamcore \
+RUN STREAMCORE_REQUIRE_EXTENSIONS=1 pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+WORKDIR /app
+COPY --from=build /wheels /wheels
+COPY apps ./apps
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && python -c "from streamcore.io.log import split; assert split.COMPILED, 'no compiled kernels'" \
+    && useradd --uid 10001 --create-home streamcore \
     && mkdir -p /var/lib/streamcore && chown streamcore /var/lib/streamcore
 
 USER streamcore

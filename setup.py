@@ -1,10 +1,12 @@
-"""Build script: compiles the Cython accelerators when a compiler is present.
+"""Build script: compiles the Cython kernels (every ``.pyx`` under ``streamcore/``).
 
 Every `.pyx` module has a pure-Python twin that stays the reference
 implementation. If Cython or a C compiler is missing, or the build of an
-extension fails, the install goes on without it and streamcore runs on the
-pure-Python path (``streamcore.accel.ACCELERATED`` says which one is active).
-Set ``STREAMCORE_NO_EXTENSIONS=1`` to skip the build on purpose.
+extension fails, a plain install goes on without it, says so once, and
+streamcore runs on the pure-Python path (``streamcore --version`` says which path
+is active). ``STREAMCORE_REQUIRE_EXTENSIONS=1`` (set by CI and the Dockerfile)
+makes any such failure fail the install instead. ``STREAMCORE_NO_EXTENSIONS=1``
+skips the build on purpose.
 """
 
 from __future__ import annotations
@@ -19,20 +21,27 @@ from setuptools.command.build_ext import build_ext
 HERE = Path(__file__).parent
 
 
+REQUIRED = os.environ.get("STREAMCORE_REQUIRE_EXTENSIONS", "") in ("1", "true", "yes")
+
+
 class OptionalBuildExt(build_ext):
-    """A build_ext that never fails the install: a failed extension is skipped."""
+    """A build_ext that skips a failed extension with a warning, unless they are required."""
 
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means "no accelerator"
-            print(f"streamcore: C extensions not built ({exc}); using pure Python", file=sys.stderr)
+        except Exception as exc:
+            if REQUIRED:
+                raise
+            print(f"streamcore: WARNING: C extensions not built ({exc}); running on pure Python", file=sys.stderr)
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
-            print(f"streamcore: extension {ext.name} not built ({exc}); using pure Python", file=sys.stderr)
+        except Exception as exc:
+            if REQUIRED:
+                raise
+            print(f"streamcore: WARNING: {ext.name} not built ({exc}); running on pure Python", file=sys.stderr)
 
 
 def extensions() -> list:
@@ -44,7 +53,9 @@ def extensions() -> list:
     try:
         from Cython.Build import cythonize
     except ImportError:
-        print("streamcore: Cython not available; using pure Python", file=sys.stderr)
+        if REQUIRED:
+            raise
+        print("streamcore: WARNING: Cython not available; running on pure Python", file=sys.stderr)
         return []
     return cythonize(sources, language_level=3, quiet=True)
 

@@ -36,14 +36,17 @@ MAX_LINES = 400
 
 
 def _source_modules() -> dict[str, Path]:
-    """Module name -> file, for streamcore/, operators/ (streamcore.operators) and apps/ (streamcore.apps)."""
+    """Module name -> file, for streamcore/, operators/ (streamcore.operators) and apps/ (streamcore.apps).
+
+    Cython kernels (``.pyx``) are modules too; they import nothing of the tree.
+    """
     modules = {}
     for folder, package in (
         ("streamcore", "streamcore"),
         ("operators", "streamcore.operators"),
         ("apps", "streamcore.apps"),
     ):
-        for path in (ROOT / folder).rglob("*.py"):
+        for path in [*(ROOT / folder).rglob("*.py"), *(ROOT / folder).rglob("*.pyx")]:
             parts = path.relative_to(ROOT / folder).with_suffix("").parts
             name = ".".join((package, *parts))
             modules[name.removesuffix(".__init__")] = path
@@ -55,6 +58,8 @@ MODULES = _source_modules()
 
 def _imports(name: str, path: Path) -> set[str]:
     """The modules of this tree that `name` imports."""
+    if path.suffix == ".pyx":
+        return set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):

@@ -98,6 +98,17 @@ def test_public_case_on_the_generic_aggregation_path(
     _check(_load(path), tmp_path)
 
 
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_public_case_on_the_pure_python_kernels(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled kernels' Python references give the same results (as ``STREAMCORE_PURE_PYTHON=1``)."""
+    from streamcore.io.log import format as frame_format
+    from streamcore.io.log import split
+
+    monkeypatch.setattr(frame_format, "fast_split_values", split.split_values)
+    monkeypatch.setattr(frame_format, "fast_split_keys", split.split_keys)
+    _check(_load(path), tmp_path)
+
+
 def test_generated_cases_on_the_generic_aggregation_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMCORE_GENERIC_AGGREGATIONS", "1")
     gen, rng = tck.generator(), random.Random(99)

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,31 @@ from streamcore.runtime.settings import RunSettings
 
 DEMOS = {"fraud": "streamcore.apps.fraud.demo", "payments": "streamcore.apps.payments.demo"}
 """`streamcore demo [NAME]`: the bundled demos (imported by name: the runtime does not import apps)."""
+
+
+def _version() -> str:
+    """The version, and which path runs: the compiled kernels, or pure Python (and why)."""
+    from importlib.metadata import version
+
+    from streamcore.io.log import split
+
+    __version__ = version("streamcore")
+    if split.COMPILED:
+        return f"streamcore {__version__} (compiled kernels: frame decoding)"
+    reason = "STREAMCORE_PURE_PYTHON is set" if os.environ.get("STREAMCORE_PURE_PYTHON") else "kernels not built"
+    return f"streamcore {__version__} (pure Python: {reason})"
+
+
+def _warn_if_pure_python() -> None:
+    """One clear line when the compiled kernels were not built (a plain install without a C compiler)."""
+    from streamcore.io.log import split
+
+    if not split.COMPILED and not os.environ.get("STREAMCORE_PURE_PYTHON"):
+        print(
+            "streamcore: running on pure Python: the compiled kernels were not built "
+            "(install a C compiler, e.g. gcc, and reinstall streamcore)",
+            file=sys.stderr,
+        )
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> RunSettings:
@@ -51,6 +77,7 @@ def run_command(args: argparse.Namespace) -> int:
         # partitions gained and lost, restores and their rates: what an operator wants in the log
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    _warn_if_pure_python()
     progress = None if args.quiet else ProgressPrinter(sys.stderr)
     status = asyncio.run(Runner(app, settings, progress=progress, progress_interval_s=args.progress_every).run())
     return 0 if print_summary(status, sys.stderr) else 1
@@ -80,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamcore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", parents=[common], help="run an app file or module")

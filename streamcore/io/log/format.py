@@ -28,9 +28,9 @@ import sys
 import zlib
 from array import array
 from collections.abc import Sequence
-from itertools import accumulate, pairwise
 
 from streamcore.base.records import Headers
+from streamcore.io.log.split import fast_split_keys, fast_split_values
 
 MAGIC = b"SCL1"
 HEADER = struct.Struct("<4sII")
@@ -129,19 +129,11 @@ class Frame:
         if flags & FLAG_HEADERS:
             header_lens = _read_ints("I", body[pos : pos + 4 * count])
             pos += 4 * count
-        ends = list(accumulate(value_lens, initial=pos))
-        self.values: list[bytes] = [body[a:b] for a, b in pairwise(ends)]
-        pos = ends[-1]
+        self.values: list[bytes] = fast_split_values(body, pos, value_lens)
+        pos += sum(value_lens)
         self.keys: list[bytes | None] | None = None
         if key_lens is not None:
-            keys: list[bytes | None] = []
-            for n in key_lens:
-                if n < 0:
-                    keys.append(None)
-                else:
-                    keys.append(body[pos : pos + n])
-                    pos += n
-            self.keys = keys
+            self.keys, pos = fast_split_keys(body, pos, key_lens)
         self.headers: list[Headers] | None = None
         if header_lens is not None:
             hdrs = []

@@ -1,0 +1,61 @@
+"""The compiled kernels: really loaded where they must be, and equal to their Python references."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from array import array
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamcore.io.log import split
+
+REQUIRED = os.environ.get("STREAMCORE_REQUIRE_EXTENSIONS") in ("1", "true", "yes") or os.environ.get("CI") == "true"
+
+
+def test_the_compiled_kernels_are_loaded() -> None:
+    """CI installs with STREAMCORE_REQUIRE_EXTENSIONS=1: the fast path must be the one running."""
+    if not split.COMPILED and not REQUIRED:
+        pytest.skip("the kernels were not built here (no C compiler?); `streamcore --version` says so")
+    assert split.COMPILED, "installed with STREAMCORE_REQUIRE_EXTENSIONS=1, yet streamcore.io.log._split did not load"
+    assert split.fast_split_values is not split.split_values
+
+
+def test_version_says_which_path_is_active() -> None:
+    out = subprocess.run([sys.executable, "-m", "streamcore.cli.main", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("streamcore 0.1.0")
+    assert ("compiled kernels" if split.COMPILED else "pure Python") in out.stdout
+    pure = subprocess.run(
+        [sys.executable, "-m", "streamcore.cli.main", "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "STREAMCORE_PURE_PYTHON": "1"},
+    )
+    assert "pure Python" in pure.stdout
+
+
+records = st.lists(st.one_of(st.none(), st.binary(max_size=40)), max_size=40)
+
+
+@pytest.mark.skipif(not split.COMPILED, reason="the compiled kernel is not built here")
+@given(values=records, prefix=st.binary(max_size=8))
+def test_the_compiled_split_equals_the_reference(values: list[bytes | None], prefix: bytes) -> None:
+    from streamcore.io.log import _split  # type: ignore[attr-defined]
+
+    body = prefix + b"".join(v for v in values if v is not None) * 2
+    value_lens = array("I", [len(v or b"") for v in values])
+    key_lens = array("i", [-1 if v is None else len(v) for v in values])
+    start = len(prefix)
+    assert _split.split_values(body, start, value_lens) == split.split_values(body, start, value_lens)
+    assert _split.split_keys(body, start, key_lens) == split.split_keys(body, start, key_lens)
+
+
+@pytest.mark.skipif(not split.COMPILED, reason="the compiled kernel is not built here")
+def test_the_compiled_split_refuses_lengths_past_the_body() -> None:
+    from streamcore.io.log import _split  # type: ignore[attr-defined]
+
+    with pytest.raises(ValueError, match="past the end"):
+        _split.split_values(b"abc", 0, array("I", [2, 2]))
