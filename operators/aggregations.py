@@ -15,7 +15,7 @@ An aggregation folds the values of one window into an accumulator:
 Built-in aggregations on a field only accept finite numbers; anything else dead-letters
 the event as ``schema``. Integer sums are exact at any magnitude (Python integers); a
 float sum that overflows is infinite, and written to outputs as ``null`` (see
-`streamcore.codec`). User-defined ones use `Aggregate`; their accumulators must be JSON
+`streamcore.base.codec`). User-defined ones use `Aggregate`; their accumulators must be JSON
 data, or the event that made one dead-letters as ``operator_error``.
 """
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Literal
 
 DeadLetterReason = Literal["decode", "schema", "future_timestamp", "operator_error", "shed"]
-"""Why a record went to the dead-letter queue (see docs and `streamcore.deadletter`)."""
+"""Why a record went to the dead-letter queue (see docs and `streamcore.base.deadletter`)."""
 
 
 class StreamcoreError(Exception):

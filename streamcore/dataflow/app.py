@@ -57,7 +57,7 @@ class App:
 
         `key`: the event field its producers use as the record key. On Kafka a stream
         keyed by another field is repartitioned through an internal topic first, so that
-        each key's state lives in one partition (see `streamcore.repartition`).
+        each key's state lives in one partition (see `streamcore.runtime.repartition`).
         """
         check_topic_name(name)
         if partitions < 1:
@@ -94,7 +94,7 @@ class App:
         missing: float = 0.0,
         isolate: bool = False,
     ) -> Model:
-        """Register a model that reads `features` of feature view `view` (see `streamcore.models`)."""
+        """Register a model that reads `features` of feature view `view` (see `streamcore.online.models`)."""
         if name in self.models:
             raise ConfigError("model", f"two models named {name!r}")
         registered = Model(name, model, view, features, fallback, timeout_ms, missing, isolate)

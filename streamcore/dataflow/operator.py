@@ -131,7 +131,7 @@ class OperatorSpec(Protocol):
     def checker(self) -> Callable[[Any], None]:
         """A function that raises a `RecordError` (e.g. `SchemaError`) for an event the operator would reject.
 
-        Before a repartition (`streamcore.repartition`) the shuffle stage calls it on every
+        Before a repartition (`streamcore.runtime.repartition`) the shuffle stage calls it on every
         event, so that an event the operator rejects is dead-lettered where it entered and
         does not move the watermark, as it would not without the repartition. Built once
         per task; return one that accepts anything if unsure.

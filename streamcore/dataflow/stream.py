@@ -79,7 +79,7 @@ class FunctionSink:
 
 @dataclass(frozen=True, slots=True)
 class ShuffleSink:
-    """The internal topic a repartitioned stream's first stage writes (`streamcore.repartition`)."""
+    """The internal topic a repartitioned stream's first stage writes (`streamcore.runtime.repartition`)."""
 
     topic: str
     partitions: int

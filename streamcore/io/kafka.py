@@ -235,7 +235,7 @@ class KafkaChangelog:
     The store hands over each write (`append`), after writing it locally; a checkpoint
     counts for other workers once `flush` has returned. Replaying the topic in order into
     an empty store, then recovering it, gives the state of the last checkpoint that made
-    it (see `streamcore.state`): the topic holds the journal, the commit record and the
+    it (see `streamcore.state.store`): the topic holds the journal, the commit record and the
     applied entries, so a checkpoint cut off halfway is dropped, and compaction (last
     value per key) keeps exactly what replaying everything would give.
     """

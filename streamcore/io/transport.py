@@ -1,6 +1,6 @@
 """The broker behind a small protocol: sources, sinks and topics.
 
-The engine only talks to these protocols; the embedded log (`streamcore.embedded`),
+The engine only talks to these protocols; the embedded log (`streamcore.io.embedded`),
 Kafka and the test harness (`streamcore.testing`) implement them. Operators never
 see a broker at all.
 """

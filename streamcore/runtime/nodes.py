@@ -25,7 +25,7 @@ Fail = Callable[[Any, Any, int, BaseException], None]
 
 
 class Counting(Protocol):
-    """What a sink node counts (`streamcore.task.TaskCounters` has it)."""
+    """What a sink node counts (`streamcore.runtime.counters.TaskCounters` has it)."""
 
     outputs: int
 
@@ -196,7 +196,7 @@ def guarded_topic_sink(sink: Sink, counters: Counting, fail: Fail) -> Emit:
 
 
 def counted(emit: Emit, counters: Counting) -> Emit:
-    """A last node that writes somewhere itself (e.g. `streamcore.repartition.ShuffleWriter`), counted."""
+    """A last node that writes somewhere itself (e.g. `streamcore.runtime.repartition.ShuffleWriter`), counted."""
 
     def counted_output(key: Any, value: Any, ts: int) -> None:
         emit(key, value, ts)

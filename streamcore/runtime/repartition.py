@@ -135,7 +135,7 @@ def repartition_topics(pipelines: Sequence[Pipeline]) -> list[TopicSpec]:
 
 
 class PartitionedSink(Protocol):
-    """A sink that can place a record in a given partition (`streamcore.kafka.KafkaSink`)."""
+    """A sink that can place a record in a given partition (`streamcore.io.kafka.KafkaSink`)."""
 
     def add(
         self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = (), partition: int | None = None
@@ -143,7 +143,7 @@ class PartitionedSink(Protocol):
 
 
 class Arrival(Protocol):
-    """Where the record being applied came from (`streamcore.task.TaskStream`)."""
+    """Where the record being applied came from (`streamcore.runtime.task_context.TaskStream`)."""
 
     def current_arrival(self) -> tuple[int, int, int]:
         """(partition, offset, timestamp) of the record being applied."""

@@ -5,7 +5,7 @@ flush the sinks, checkpoint when due, yield to the event loop. A checkpoint is
 
 1. flush every sink of the task (its outputs so far are durable: at-least-once);
 2. take the cut of operator state, source positions and watermarks at once;
-3. encode and write it in bounded steps (`streamcore.state.CheckpointWrite`): in the
+3. encode and write it in bounded steps (`streamcore.state.store.CheckpointWrite`): in the
    task's idle time, and within `CHECKPOINT_SHARE` of the time while it is busy;
 4. with fsync, sync RocksDB's log in a thread while the stream goes on;
 5. tell the changelog and the source (Kafka commits offsets only now).

@@ -89,7 +89,7 @@ class SetAside:
         """Write record `i` of `batch` to the dead-letter or late topic, with its source position.
 
         After a repartition that is the position in the topic the event entered by
-        (from its `streamcore.repartition.SOURCE_HEADER`), not in the repartition topic.
+        (from its `streamcore.runtime.repartition.SOURCE_HEADER`), not in the repartition topic.
         """
         topic, partition, offset = batch.topic, batch.partition, batch.base_offset + i
         origin = self.pipeline.repartitioned_from

@@ -72,7 +72,7 @@ class TaskCheckpoint:
     the changed keyed entries (an entry that changes meanwhile is encoded first,
     copy-on-write, so the checkpoint holds exactly the state of the cut), and then
     writes the checkpoint in small batches: journal, commit record, apply
-    (`streamcore.state.CheckpointWrite`). `commit` finishes once `step` says it is done.
+    (`streamcore.state.store.CheckpointWrite`). `commit` finishes once `step` says it is done.
     """
 
     def __init__(

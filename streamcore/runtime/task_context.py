@@ -66,7 +66,7 @@ class TaskContext:
 
 
 class TaskStream:
-    """The task as the online state sees it (`streamcore.online.StreamInfo`)."""
+    """The task as the online state sees it (`streamcore.online.reads.StreamInfo`)."""
 
     def __init__(self, task: TaskParts) -> None:
         self._task = task

@@ -16,7 +16,7 @@
   are encoded a few at a time, and an entry about to be read for change or replaced is
   encoded first (copy-on-write), so the checkpoint holds exactly the state of its cut.
 
-Values are JSON data, like all checkpointed state (`streamcore.codec`: exact for any
+Values are JSON data, like all checkpointed state (`streamcore.base.codec`: exact for any
 value a record can carry, such as integers beyond 64 bits).
 """
 
