@@ -180,6 +180,32 @@ def test_bytes_that_cannot_begin_a_frame_are_corruption_but_zeros_at_the_tail_ar
         EmbeddedLog(tmp_path / "log").writer("t", 0)
 
 
+def _append_many(root: str, frames: int) -> None:
+    writer = EmbeddedLog(Path(root)).writer("t", 0)
+    for i in range(frames):
+        writer.append([b"x" * (i % 3000 + 1)] * (i % 7 + 1), [i] * (i % 7 + 1))
+
+
+def test_a_reader_following_a_writer_process_never_takes_a_frame_in_progress_for_damage(tmp_path: Path) -> None:
+    """The checks that tell damage from a torn tail look again at bytes a writer is still adding:
+    a header that was short a moment ago, or a frame that completed since, is not damage."""
+    log = make_log(tmp_path)
+    frames = 3000
+    writer = multiprocessing.get_context("spawn").Process(target=_append_many, args=(str(log.root), frames))
+    writer.start()
+    reader = log.reader("t", 0)
+    expected = sum(i % 7 + 1 for i in range(frames))
+    seen, deadline = 0, time.monotonic() + 60
+    while seen < expected and time.monotonic() < deadline:
+        batch = reader.read(10_000)
+        if batch is None:
+            time.sleep(0)
+        else:
+            seen += len(batch)
+    writer.join(30)
+    assert seen == expected
+
+
 def test_retention_drops_old_segments_and_readers_skip_ahead(tmp_path: Path) -> None:
     log = make_log(tmp_path, segment_bytes=4096, retention_bytes=10_000)
     writer = log.writer("t", 0)

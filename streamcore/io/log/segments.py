@@ -141,17 +141,30 @@ class FrameScanner:
         return b"".join(parts)
 
     def _check_torn(self, pos: int) -> None:
-        """Raise unless the bytes from `pos` could be the start of a frame being written, or zeros."""
+        """Raise unless the bytes from `pos` could be the start of a frame being written, or zeros.
+
+        They are read again here, and a writer may have added to them since the caller
+        looked: a frame that begins with its magic is in progress (or complete by now, and
+        the next read checks its checksum), never damage.
+        """
         rest = self._rest(pos)
         if not rest or not rest.strip(b"\0"):
             return  # the end of the file, or zeros a crash left where data was to go
-        if len(rest) < HEADER_SIZE and rest[: len(MAGIC)] == MAGIC[: len(rest)]:
-            return  # the first bytes of a frame header
+        if rest[: len(MAGIC)] == MAGIC[: len(rest)]:
+            return  # the beginning of a frame
         raise LogCorruption(str(self.path), pos, f"bad frame magic {rest[:4]!r} ({len(rest)} bytes to the end)")
 
     def _check_incomplete(self, pos: int, length: int) -> None:
-        """An incomplete frame is a write in progress, or torn, only if no valid frame follows it."""
+        """An incomplete frame is a write in progress, or torn, only if no valid frame follows it.
+
+        The bytes are read again from one look at the file's size: if the frame is complete
+        by now, a writer finished it (the next read checks it). If it is still incomplete,
+        nothing a writer appended after it can be in what was read, so a valid frame there
+        means the header's length is damaged.
+        """
         rest = self._rest(pos + HEADER_SIZE)
+        if len(rest) >= length:
+            return
         at = rest.find(MAGIC)
         while at >= 0:
             if _valid_frame_at(rest, at):
