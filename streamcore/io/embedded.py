@@ -7,6 +7,7 @@ import contextlib
 import logging
 from bisect import bisect_left
 from collections.abc import Mapping
+from heapq import heappop, heappush
 
 from streamcore.base.errors import OffsetOutOfRange
 from streamcore.base.records import Headers, RecordBatch
@@ -54,6 +55,12 @@ class EmbeddedSource:
         self._ends: dict[int, int] = {}
         self._heads: list[RecordBatch | None] = []
         self._cursors: list[int] = []
+        self._keys: list[tuple[int, int] | None] = []
+        """Per partition, (tick, partition) of its next record, or None when it has none in hand."""
+        self._order: list[tuple[int, int]] = []
+        """A heap of those keys; an entry counts while it equals its partition's key (lazy removal)."""
+        self._look: set[int] = set()
+        """Partitions to look at in the next fetch: the one just read from, and those without a record."""
         self._appended = asyncio.Event()
         """Set when records may have been appended since the last fetch began."""
         self._unsubscribe = APPENDS.subscribe(log.root, topic, self._appended.set)
@@ -84,6 +91,9 @@ class EmbeddedSource:
             self._watch = DirectoryWatch.start(directories, self._appended.set)
         self._heads = [None] * len(self._readers)
         self._cursors = [0] * len(self._readers)
+        self._keys = [None] * len(self._readers)
+        self._order = []
+        self._look = set(range(len(self._readers)))
         if self.until_end:
             self._ends = ends
         return moved
@@ -92,6 +102,7 @@ class EmbeddedSource:
         """From now on, treat the current end of every partition as the end of input."""
         self.until_end = True
         self._ends = self.log.end_offsets(self.topic)
+        self._look = set(range(len(self._readers)))
 
     def _head(self, i: int, max_records: int) -> RecordBatch | None:
         """The unread part of partition i's read-ahead, reading more if it is used up."""
@@ -110,23 +121,30 @@ class EmbeddedSource:
         return head
 
     async def fetch(self, max_records: int) -> RecordBatch | Control | None:
+        """The next batch in the merge order (see the class docstring).
+
+        Only the partitions whose next record may have changed are looked at (the one read
+        from last, and those that had none in hand), and the earliest two come from a heap,
+        so a fetch costs the same with 16 partitions as with one.
+        """
         self._appended.clear()  # an append from now on ends the next `wait` at once
-        first: tuple[int, int] | None = None  # (tick, index) of the earliest head
-        second: tuple[int, int] | None = None
-        for i in range(len(self._readers)):
-            head = self._head(i, max_records)
-            if head is None:
-                continue
-            candidate = (head.timestamps[self._cursors[i]] // self.tick, i)
-            if first is None or candidate < first:
-                first, second = candidate, first
-            elif second is None or candidate < second:
-                second = candidate
-        if first is None:
+        keys, order = self._keys, self._order
+        for i in self._look:
+            self._find_next(i, max_records)
+        self._look = {i for i, key in enumerate(keys) if key is None and not self._at_end(i)}
+        while order and keys[order[0][1]] != order[0]:
+            heappop(order)  # stale: that partition's next record changed since
+        if not order:
             if self.until_end and all(r.position >= self._ends[r.partition] for r in self._readers):
                 return Control.END_OF_INPUT
             return None
+        first = heappop(order)
+        while order and keys[order[0][1]] != order[0]:
+            heappop(order)
+        second = order[0] if order else None
         i = first[1]
+        keys[i] = None  # it is read from now: look at it again in the next fetch
+        self._look.add(i)
         head = self._heads[i]
         assert head is not None
         start = self._cursors[i]
@@ -137,6 +155,20 @@ class EmbeddedSource:
             stop = max(start + 1, min(stop, bisect_left(head.timestamps, bound, start, stop)))
         self._cursors[i] = stop
         return head.slice(start, stop)
+
+    def _find_next(self, i: int, max_records: int) -> None:
+        """Partition i's key for the merge, from its read-ahead (read more if it is used up)."""
+        head = self._head(i, max_records)
+        key = None if head is None else (head.timestamps[self._cursors[i]] // self.tick, i)
+        if key != self._keys[i]:
+            self._keys[i] = key
+            if key is not None:
+                heappush(self._order, key)
+
+    def _at_end(self, i: int) -> bool:
+        """With `until_end`, partition i has nothing more to give (no need to look at it again)."""
+        reader = self._readers[i]
+        return self.until_end and reader.position >= self._ends[reader.partition]
 
     async def wait(self, timeout_s: float) -> None:
         """Until records may have been appended since the last fetch began, or `timeout_s`.

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import sys
 import time
+from itertools import accumulate
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,63 @@ def test_a_waiting_source_wakes_as_soon_as_another_process_appends(tmp_path: Pat
     waited, batch = asyncio.run(scenario())
     assert isinstance(batch, RecordBatch) and batch.partition == 1 and batch.values == [b"{}"]
     assert waited < 10.0  # the writer process's start-up, not the timeout
+
+
+def _merged_by_scanning(
+    log: EmbeddedLog, frames: list[list[int]], tick: int, max_records: int
+) -> list[tuple[int, int, int]]:
+    """The merge order as the contract of `EmbeddedSource` states it, by scanning every partition.
+
+    `frames[p]` holds the sizes of partition p's frames. A partition's records are taken
+    in read-aheads of up to `max_records` within one frame, and a batch never crosses one.
+    """
+    partitions = log.topic("t").partitions
+    stamps = [[r.timestamp for r in log.read_all("t", p)] for p in range(partitions)]
+    ends = [list(accumulate(sizes)) for sizes in frames]
+    cursors, heads_end = [0] * partitions, [0] * partitions
+    out = []
+    while True:
+        for p in range(partitions):
+            if cursors[p] == heads_end[p] and cursors[p] < len(stamps[p]):  # read ahead
+                frame_end = next(e for e in ends[p] if e > cursors[p])
+                heads_end[p] = min(frame_end, cursors[p] + max_records)
+        heads = sorted((stamps[p][cursors[p]] // tick, p) for p in range(partitions) if cursors[p] < heads_end[p])
+        if not heads:
+            return out
+        (_, p), second = heads[0], heads[1] if len(heads) > 1 else None
+        start = cursors[p]
+        stop = min(heads_end[p], start + max_records)
+        if second is not None:
+            bound = (second[0] + 1 if p < second[1] else second[0]) * tick
+            stop = max(start + 1, next((j for j in range(start, stop) if stamps[p][j] >= bound), stop))
+        out.append((p, start, stop - start))
+        cursors[p] = stop
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    appends=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 300), st.integers(1, 4)), min_size=1, max_size=80),
+    max_records=st.sampled_from([1, 3, 50]),
+)
+def test_the_source_merges_partitions_in_the_stated_order(
+    appends: list[tuple[int, int, int]], max_records: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Looking only at partitions whose next record changed (a heap) gives the order of a full scan."""
+    log = make_log(tmp_path_factory.mktemp("merge"), partitions=6)
+    frames: list[list[int]] = [[] for _ in range(6)]
+    clock = 0
+    for p, step, count in appends:
+        clock += step
+        log.writer("t", p).append([b"{}"] * count, [clock + j * 40 for j in range(count)])
+        frames[p].append(count)
+
+    async def batches() -> list[tuple[int, int, int]]:
+        source = EmbeddedSource(log, "t", until_end=True)
+        await source.start({})
+        out = []
+        while isinstance(batch := await source.fetch(max_records), RecordBatch):
+            out.append((batch.partition, batch.base_offset, len(batch)))
+        await source.close()
+        return out
+
+    assert asyncio.run(batches()) == _merged_by_scanning(log, frames, 100, max_records)
