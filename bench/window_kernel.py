@@ -1,6 +1,6 @@
 """Benchmark: a window operator alone, its generated (fused) path against the generic reference.
 
-    python bench/operator.py [--job tumbling|hopping|session] [--events N]
+    python bench/window_kernel.py [--job tumbling|hopping|session] [--events N]
 
 The window benchmark's events (``bench/window.py``), decoded beforehand, go straight into
 one window operator (count and sum per card), with the watermark moved every second of
