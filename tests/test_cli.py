@@ -145,3 +145,21 @@ def test_a_damaged_frame_stops_the_run_and_log_check_names_it(tmp_path: Path) ->
     produced = _payments(tmp_path, 1)
     assert produced.returncode == 2 and "checksum mismatch" in produced.stderr
     assert segment.read_bytes() == bytes(data)  # nothing truncated
+
+
+def test_produce_counts_as_malformed_only_what_is_not_a_json_object(tmp_path: Path) -> None:
+    """A key with an unpaired surrogate is a JSON object (the app dead-letters it as schema), not malformed."""
+    stdin = b'{"card": "\\ud800", "amount": 1, "ts": 1}\n{"card": "c1", "amount": 1e400, "ts": 2}\n{broken\n'
+    produced = cli(
+        "log",
+        "produce",
+        "payments",
+        "--partitions",
+        "4",
+        "--key-field",
+        "card",
+        "--log-dir",
+        str(tmp_path),
+        stdin=stdin,
+    )
+    assert produced.returncode == 0 and "appended 3 records to payments (1 were not JSON objects" in produced.stderr

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from streamcore.base.clock import SystemClock
+from streamcore.base.decoding import decode_strict
 from streamcore.base.errors import ConfigError
 from streamcore.base.records import Record
 from streamcore.io.log import EmbeddedLog, TopicConfig
@@ -67,6 +68,15 @@ def topics_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
     return 0
 
 
+def _json_object(line: bytes) -> Any:
+    """The line decoded as the engine decodes it: orjson, or the strict standard library for
+    JSON orjson cannot hold (a number beyond a double, an unpaired surrogate)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return decode_strict(line)
+
+
 def check_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
     """Every frame of every segment, checksum by checksum: what a reader or writer would refuse."""
     from streamcore.io.log.segments import check_partition
@@ -105,9 +115,9 @@ def produce_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
         key = None
         if args.key_field:
             try:
-                found = orjson.loads(line).get(args.key_field)
-                key = None if found is None else str(found).encode()
-            except (orjson.JSONDecodeError, AttributeError):
+                found = _json_object(line).get(args.key_field)
+                key = None if found is None else str(found).encode("utf-8", "surrogatepass")
+            except (ValueError, RecursionError, AttributeError):
                 bad += 1  # still appended: the pipeline dead-letters it with its position
         values.append(line)
         keys.append(key)
