@@ -108,7 +108,8 @@ class FrameScanner:
         pos = self.position
         buf = self._ensure(pos, HEADER_SIZE)
         if buf is None:
-            self._check_torn(pos)
+            if self._buf:  # some bytes, not a whole header (at the end of the file: nothing to check)
+                self._check_torn(pos)
             return None
         rel = pos - self._buf_start
         magic, length, crc = HEADER.unpack_from(buf, rel)
