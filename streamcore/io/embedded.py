@@ -131,7 +131,7 @@ class EmbeddedSource:
         keys, order = self._keys, self._order
         for i in self._look:
             self._find_next(i, max_records)
-        self._look = {i for i, key in enumerate(keys) if key is None and not self._at_end(i)}
+        self._look = {i for i in self._look if keys[i] is None and not self._at_end(i)}  # the others hold one
         while order and keys[order[0][1]] != order[0]:
             heappop(order)  # stale: that partition's next record changed since
         if not order:
