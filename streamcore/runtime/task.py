@@ -75,8 +75,6 @@ class Task:
         self.partitions = partitions
         self.store = store
         self.sink = sink
-        self.dead_letters = dead_letters
-        self.late_sink = late
         self.clock = clock
         self.counters = TaskCounters()
         self.positions: dict[int, int] = dict.fromkeys(partitions, 0)
