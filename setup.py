@@ -1,4 +1,4 @@
-"""Build script: compiles the Cython kernels (every ``.pyx`` under ``streamcore/``).
+"""Build script: compiles the Cython kernels (every ``.pyx`` under ``streamcore/`` and ``operators/``).
 
 Every `.pyx` module has a pure-Python twin that stays the reference
 implementation. If Cython or a C compiler is missing, or the build of an
@@ -15,10 +15,12 @@ import os
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
+PACKAGES = {"streamcore": "streamcore", "streamcore.operators": "operators"}
+"""Where each package's sources live (as in pyproject's package-dir): a kernel's module name."""
 
 
 REQUIRED = os.environ.get("STREAMCORE_REQUIRE_EXTENSIONS", "") in ("1", "true", "yes")
@@ -44,11 +46,20 @@ class OptionalBuildExt(build_ext):
             print(f"streamcore: WARNING: {ext.name} not built ({exc}); running on pure Python", file=sys.stderr)
 
 
+def _module_name(package: str, relative: Path) -> str:
+    """``streamcore.operators._fixed_kernel`` for ``_fixed_kernel.pyx`` in the operators folder."""
+    return ".".join((package, *relative.with_suffix("").parts))
+
+
 def extensions() -> list:
     if os.environ.get("STREAMCORE_NO_EXTENSIONS"):
         return []
-    sources = sorted(str(p.relative_to(HERE)) for p in (HERE / "streamcore").rglob("*.pyx"))
-    if not sources:
+    kernels = [
+        Extension(_module_name(package, pyx.relative_to(HERE / folder)), [str(pyx.relative_to(HERE))])
+        for package, folder in PACKAGES.items()
+        for pyx in sorted((HERE / folder).rglob("*.pyx"))
+    ]
+    if not kernels:
         return []
     try:
         from Cython.Build import cythonize
@@ -57,7 +68,7 @@ def extensions() -> list:
             raise
         print("streamcore: WARNING: Cython not available; running on pure Python", file=sys.stderr)
         return []
-    return cythonize(sources, language_level=3, quiet=True)
+    return cythonize(kernels, language_level=3, quiet=True)
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,7 +1,8 @@
 """The window-aggregate operator spec: what `.window(...).aggregate(...)` builds, and the operator it picks.
 
 `WindowAggregateSpec` is what ``.window(...).aggregate(...)`` builds; it picks
-`FixedWindows` (tumbling, sliding) or `SessionWindows`. Both keep every open window in
+`FixedWindows` (tumbling, sliding) or `SessionWindows`, each compiled by
+`compiled_windows` where it applies. Both keep every open window in
 memory, fire a window once the watermark reaches its end (in ``(end, key, start)``
 order), re-emit it for every accepted late event while the watermark is below
 ``end + allowed_lateness``, and purge it after that. Timers are derived from the
@@ -22,6 +23,7 @@ from typing import Any
 from streamcore.dataflow.operator import Operator, OperatorContext
 
 from .aggregations import Aggregation
+from .compiled_windows import compiled_fixed_windows, compiled_session_windows
 from .fixed_windows import FixedWindows
 from .session_windows import SessionWindows
 from .window_base import extract_values
@@ -52,5 +54,5 @@ class WindowAggregateSpec:
 
     def build(self, context: OperatorContext) -> Operator:
         if self.kind == "session":
-            return SessionWindows(self, context)
-        return FixedWindows(self, context)
+            return compiled_session_windows(self, context) or SessionWindows(self, context)
+        return compiled_fixed_windows(self, context) or FixedWindows(self, context)

@@ -60,3 +60,16 @@ def table(tmp_path: Path, topic: str) -> dict[tuple[str, int, int], dict[str, An
 
 def dead_letters(tmp_path: Path, topic: str) -> list[DeadLetter]:
     return [DeadLetter.from_record(r) for r in EmbeddedLog(tmp_path / "log").read_all(topic)]
+
+
+def use_python_references(monkeypatch: Any) -> None:
+    """Run on the compiled kernels' Python references, as ``STREAMCORE_PURE_PYTHON=1`` would
+    (that switch is read once, at import): frame splitting and the window kernel."""
+    from streamcore.operators import compiled_windows
+
+    from streamcore.io.log import format as frame_format
+    from streamcore.io.log import split
+
+    monkeypatch.setattr(frame_format, "fast_split_values", split.split_values)
+    monkeypatch.setattr(frame_format, "fast_split_keys", split.split_keys)
+    monkeypatch.setattr(compiled_windows, "_kernel", None)

@@ -38,7 +38,8 @@ MAX_LINES = 400
 def _source_modules() -> dict[str, Path]:
     """Module name -> file, for streamcore/, operators/ (streamcore.operators) and apps/ (streamcore.apps).
 
-    Cython kernels (``.pyx``) are modules too; they import nothing of the tree.
+    Cython kernels (``.pyx``) and the parts they include (``.pxi``) are modules too; they
+    import nothing of the tree.
     """
     modules = {}
     for folder, package in (
@@ -46,7 +47,7 @@ def _source_modules() -> dict[str, Path]:
         ("operators", "streamcore.operators"),
         ("apps", "streamcore.apps"),
     ):
-        for path in [*(ROOT / folder).rglob("*.py"), *(ROOT / folder).rglob("*.pyx")]:
+        for path in [*(ROOT / folder).rglob("*.py"), *(ROOT / folder).rglob("*.pyx"), *(ROOT / folder).rglob("*.pxi")]:
             parts = path.relative_to(ROOT / folder).with_suffix("").parts
             name = ".".join((package, *parts))
             modules[name.removesuffix(".__init__")] = path
@@ -58,7 +59,7 @@ MODULES = _source_modules()
 
 def _imports(name: str, path: Path) -> set[str]:
     """The modules of this tree that `name` imports."""
-    if path.suffix == ".pyx":
+    if path.suffix in (".pyx", ".pxi"):
         return set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 import tck_shared as tck
+from helpers import use_python_references
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tck_adapter import run_case
@@ -101,17 +102,24 @@ def test_public_case_on_the_generic_aggregation_path(
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_public_case_on_the_pure_python_kernels(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The compiled kernels' Python references give the same results (as ``STREAMCORE_PURE_PYTHON=1``)."""
-    from streamcore.io.log import format as frame_format
-    from streamcore.io.log import split
-
-    monkeypatch.setattr(frame_format, "fast_split_values", split.split_values)
-    monkeypatch.setattr(frame_format, "fast_split_keys", split.split_keys)
+    use_python_references(monkeypatch)
     _check(_load(path), tmp_path)
 
 
 def test_generated_cases_on_the_generic_aggregation_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMCORE_GENERIC_AGGREGATIONS", "1")
     gen, rng = tck.generator(), random.Random(99)
+    for i in range(40):
+        case = gen.random_case(rng, i, 400)
+        workdir = tmp_path / f"case{i}"
+        workdir.mkdir()
+        _check(case, workdir)
+
+
+def test_generated_cases_on_the_python_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forty random cases on the compiled kernels' Python references (the other tests run the kernels)."""
+    use_python_references(monkeypatch)
+    gen, rng = tck.generator(), random.Random(5)
     for i in range(40):
         case = gen.random_case(rng, i, 400)
         workdir = tmp_path / f"case{i}"

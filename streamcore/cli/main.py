@@ -29,24 +29,32 @@ DEMOS = {"fraud": "streamcore.apps.fraud.demo", "payments": "streamcore.apps.pay
 """`streamcore demo [NAME]`: the bundled demos (imported by name: the runtime does not import apps)."""
 
 
+def _kernels() -> dict[str, bool]:
+    """Each compiled kernel, and whether it is the one running (importing a module loads its kernel)."""
+    from streamcore.base import kernels
+    from streamcore.io.log import split  # noqa: F401
+    from streamcore.operators import compiled_windows  # noqa: F401
+
+    return kernels.active()
+
+
 def _version() -> str:
     """The version, and which path runs: the compiled kernels, or pure Python (and why)."""
     from importlib.metadata import version
 
-    from streamcore.io.log import split
-
     __version__ = version("streamcore")
-    if split.COMPILED:
-        return f"streamcore {__version__} (compiled kernels: frame decoding)"
+    active = _kernels()
+    compiled = [label for label, on in active.items() if on]
+    if compiled and len(compiled) == len(active):
+        return f"streamcore {__version__} (compiled kernels: {', '.join(compiled)})"
     reason = "STREAMCORE_PURE_PYTHON is set" if os.environ.get("STREAMCORE_PURE_PYTHON") else "kernels not built"
-    return f"streamcore {__version__} (pure Python: {reason})"
+    missing = ", ".join(label for label, on in active.items() if not on)
+    return f"streamcore {__version__} (pure Python: {reason}: {missing})"
 
 
 def _warn_if_pure_python() -> None:
     """One clear line when the compiled kernels were not built (a plain install without a C compiler)."""
-    from streamcore.io.log import split
-
-    if not split.COMPILED and not os.environ.get("STREAMCORE_PURE_PYTHON"):
+    if not all(_kernels().values()) and not os.environ.get("STREAMCORE_PURE_PYTHON"):
         print(
             "streamcore: running on pure Python: the compiled kernels were not built "
             "(install a C compiler, e.g. gcc, and reinstall streamcore)",

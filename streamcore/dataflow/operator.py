@@ -107,6 +107,31 @@ class Operator(Protocol):
         ...
 
 
+SCAN_DONE: Final = 0
+"""`RawScan` applied every record to the end of the batch."""
+SCAN_SLOW: Final = 1
+"""`RawScan` left this record untouched: run it through the pipeline as a decoded event."""
+SCAN_LATE: Final = 2
+"""`RawScan` found this record late for all its windows (state unchanged): write it to the late output."""
+SCAN_MOVED: Final = 3
+"""`RawScan` applied this record, and its event time may move the watermark: observe it, then go on."""
+
+RawScan = Callable[[list[bytes], int, int, int], tuple[int, int, int]]
+"""``scan(values, begin, future_limit, moves_above) -> (index, outcome, ts)``: a compiled
+operator applying a keyed batch straight from the records' bytes, from `begin` on, until a
+record needs the task (one of the ``SCAN_*`` outcomes). `future_limit` is the largest event
+time admitted, `moves_above` the time above which an event may move the watermark."""
+
+
+@runtime_checkable
+class ScansRawRecords(Protocol):
+    """An operator that can be the first step after ``key_by(field)`` and read records itself."""
+
+    def raw_scanner(self, ts_field: str, key_field: str) -> RawScan | None:
+        """Its `RawScan` for records timed and keyed by these fields, or None if it cannot read them."""
+        ...
+
+
 class OperatorSpec(Protocol):
     """A frozen description of an operator; builds its runtime logic for one task.
 

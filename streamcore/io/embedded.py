@@ -12,6 +12,7 @@ from heapq import heappop, heappush
 from streamcore.base.errors import OffsetOutOfRange
 from streamcore.base.records import Headers, RecordBatch
 from streamcore.io.log import EmbeddedLog, PartitionReader, TopicConfig
+from streamcore.io.log.format import PackedValues
 from streamcore.io.log.topics import APPENDS, partition_for
 from streamcore.io.log.watch import DirectoryWatch
 from streamcore.io.transport import Control, TopicSpec
@@ -199,6 +200,10 @@ class EmbeddedSource:
             reader.close()
 
 
+_Buffer = tuple[PackedValues, list[int], list[bytes | None], list[Headers]]
+"""One partition's records until the flush: values packed as a frame holds them, then timestamps, keys, headers."""
+
+
 class EmbeddedSink:
     """Buffers records and appends them, one write per partition, on flush."""
 
@@ -206,10 +211,10 @@ class EmbeddedSink:
         self.log = log
         self.topic = topic
         self.partitions = log.topic(topic).partitions
-        self._buffers: dict[int, tuple[list[bytes], list[int], list[bytes | None], list[Headers]]] = {}
+        self._buffers: dict[int, _Buffer] = {}
         self._round_robin = 0
         if self.partitions == 1:
-            self._single: tuple[list[bytes], list[int], list[bytes | None], list[Headers]] = ([], [], [], [])
+            self._single: _Buffer = (PackedValues(), [], [], [])
             self._buffers[0] = self._single
             self.add = self._add_single  # type: ignore[method-assign]
 
@@ -229,7 +234,7 @@ class EmbeddedSink:
                 self._round_robin += 1
         buf = self._buffers.get(p)
         if buf is None:
-            buf = self._buffers[p] = ([], [], [], [])
+            buf = self._buffers[p] = (PackedValues(), [], [], [])
         buf[0].append(value)
         buf[1].append(timestamp)
         buf[2].append(key)

@@ -10,24 +10,20 @@ For every arrival, in this order (the contract of ``docs/semantics.md``):
    (late output) or reject it (``schema`` / ``operator_error``);
 5. an event that was not dead-lettered moves its partition's watermark; fire.
 
-`process_batch` is the hot loop: one call per fetched batch, no coroutine and no
-object per record beyond the decoded event itself. One event is completely applied
-before the next one starts, so readers on the same event loop never see half of it.
+`process_batch` is called once per fetched batch; the record loops behind it (steps 2
+to 5) are `streamcore.runtime.task_records`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, cast
-
-import orjson
+from typing import cast
 
 from streamcore.base.clock import Clock
-from streamcore.base.decoding import bad_key, bad_timestamp, decode_strict, valid_unicode
-from streamcore.base.errors import FutureTimestamp, RecordError
+from streamcore.base.errors import FutureTimestamp
 from streamcore.base.records import RecordBatch
-from streamcore.dataflow.operator import FILTERED, LATE, Emit, Operator, admit_any
+from streamcore.dataflow.operator import Emit, Operator, RawScan, ScansRawRecords, admit_any
 from streamcore.dataflow.stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep, ShuffleSink
 from streamcore.eventtime.watermarks import WatermarkTracker
 from streamcore.io.transport import Sink
@@ -37,17 +33,15 @@ from streamcore.runtime import nodes
 from streamcore.runtime.counters import TaskCounters
 from streamcore.runtime.nodes import CallbackSink
 from streamcore.runtime.repartition import PartitionedSink, ProducerWatermarks, ShuffledInput, ShuffleWriter
-from streamcore.runtime.set_aside import SetAside, error_text
+from streamcore.runtime.set_aside import SetAside
 from streamcore.runtime.task_checkpoint import TaskCheckpoint, check_compatible, checkpoint_meta
 from streamcore.runtime.task_context import TaskContext, TaskStream
+from streamcore.runtime.task_records import RecordLoops
 from streamcore.state.keyed import KeyedState
 from streamcore.state.store import TaskStore
 
-MAX_TIMESTAMP = 2**62
-"""Largest accepted event time (epoch ms, about the year 146 million): window bounds stay in 64 bits."""
 
-
-class Task:
+class Task(RecordLoops):
     """One pipeline over its source partitions, with its state store and sinks."""
 
     def __init__(
@@ -174,6 +168,13 @@ class Task:
                 operator = spec.build(context)
                 self._operators.insert(0, (namespace, operator))
                 emit = operator.process
+        self._raw_scan: RawScan | None = None
+        """The first operator reads the records' bytes itself (a compiled kernel, see `_apply_scanned`)."""
+        if self._key_field is not None and first_operator == 0 and not self.tracks_arrivals:
+            first = self._operators[0][1]
+            if isinstance(first, ScansRawRecords):
+                assert self._ts_field is not None
+                self._raw_scan = first.raw_scanner(self._ts_field, self._key_field)
         return emit
 
     def _admit(self, ts: int) -> None:
@@ -207,123 +208,6 @@ class Task:
         self.positions[p] = batch.next_offset
         if self._shuffle_writer is not None:
             self._shuffle_writer.after_batch(self.tracker.watermark, at)
-
-    def _apply(self, batch: RecordBatch, at: int) -> None:
-        """Run every record of `batch` through the pipeline (the hot loop)."""
-        p = batch.partition
-        tracker = self.tracker
-        counters = self.counters
-        n = len(batch.values)
-        counters.records_in += n
-        by_partition = counters.records_in_by_partition
-        by_partition[p] = by_partition.get(p, 0) + n
-        if self._ts_field is None:
-            self._process_without_event_time(batch, at)
-            return
-        ts_field = self._ts_field
-        track = self.tracks_arrivals
-        self.current_batch = batch
-        if self._future_skew is not None:
-            self._future_limit = at + self._future_skew
-        head = self._head
-        key_field = self._key_field
-        observe = tracker.observe
-        moves_watermark = tracker.moves_above(p)  # only a later event time can move this partition's watermark
-        loads = orjson.loads
-        decode_error = orjson.JSONDecodeError
-        filtered = late = 0
-        dead_before = counters.dead_letter_total
-        for i, raw in enumerate(batch.values):
-            try:
-                event = loads(raw)
-            except decode_error:
-                event = self._decode_fallback(batch, i, at)
-                if event is None:
-                    continue
-            if type(event) is not dict:
-                self._dead_letter(batch, i, at, "schema", f"expected a JSON object, got {type(event).__name__}")
-                continue
-            ts = event.get(ts_field)
-            if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP:
-                self._dead_letter(batch, i, at, "schema", bad_timestamp(self._ts_field, ts))
-                continue
-            if track:
-                self.current_index = i
-            key = None
-            if key_field is not None:
-                key = event.get(key_field)
-                if type(key) is not str:
-                    self._dead_letter(batch, i, at, "schema", bad_key(key_field, key))
-                    continue
-            try:
-                status = head(key, event, ts)
-            except RecordError as exc:
-                self._dead_letter(batch, i, at, exc.reason, str(exc))
-                continue
-            except Exception as exc:  # noqa: BLE001 - user code: dead-letter the record, keep going
-                self._dead_letter(batch, i, at, "operator_error", error_text(exc))
-                continue
-            if status is not None:  # None: accepted, by far the most common
-                if status is LATE:
-                    late += 1
-                    self._write_late(batch, i, at, ts)
-                elif status is FILTERED:
-                    filtered += 1
-            if ts > moves_watermark:
-                if observe(p, ts):
-                    self._fire()
-                moves_watermark = tracker.moves_above(p)
-        counters.accepted += n - filtered - late - (counters.dead_letter_total - dead_before)
-        counters.filtered += filtered
-        counters.late += late
-
-    def _process_without_event_time(self, batch: RecordBatch, at: int) -> None:
-        head = self._head
-        loads = orjson.loads
-        stamps = batch.timestamps
-        track = self.tracks_arrivals
-        self.current_batch = batch
-        for i, raw in enumerate(batch.values):
-            try:
-                event = loads(raw)
-            except orjson.JSONDecodeError:
-                event = self._decode_fallback(batch, i, at)
-                if event is None:
-                    continue
-            if track:
-                self.current_index = i
-            try:
-                status = head(None, event, stamps[i])
-            except RecordError as exc:
-                self._dead_letter(batch, i, at, exc.reason, str(exc))
-                continue
-            except Exception as exc:  # noqa: BLE001
-                self._dead_letter(batch, i, at, "operator_error", error_text(exc))
-                continue
-            if status is FILTERED:
-                self.counters.filtered += 1
-            else:
-                self.counters.accepted += 1
-
-    def _decode_fallback(self, batch: RecordBatch, i: int, at: int) -> Any:
-        """orjson refused the bytes: dead-letter them unless they are JSON after all.
-
-        Such JSON is a number orjson cannot hold (``1e400``) or a string with an unpaired
-        surrogate (``"\\ud800"``): fine in an ordinary field, but a key must be valid
-        Unicode (``schema``). orjson never returns such a string, so only here is it checked.
-        """
-        try:
-            event = decode_strict(batch.values[i])
-        except (ValueError, RecursionError) as exc:
-            self._dead_letter(batch, i, at, "decode", f"not valid JSON: {exc}")
-            return None
-        key_field = self._key_field
-        if key_field is not None and type(event) is dict:
-            key = event.get(key_field)
-            if type(key) is str and not valid_unicode(key):
-                self._dead_letter(batch, i, at, "schema", f"key field {key_field!r} is not valid Unicode: {key!r}")
-                return None
-        return event
 
     def _fire(self) -> None:
         watermark = self.tracker.watermark

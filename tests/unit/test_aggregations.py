@@ -124,13 +124,16 @@ class _Writer:
 
 
 def _drive(kind: str, events: list[tuple[str, int, Any]], generic: bool) -> Any:
-    """Emitted results, late event indices and checkpoint entries of one window operator over `events`."""
+    """Emitted results, late event indices and checkpoint entries of one Python window operator over `events`
+    (the compiled kernel has its own comparison with the fused path: ``test_compiled_windows.py``)."""
+    from streamcore.operators import compiled_windows
     from streamcore.operators.window_operator import WindowAggregateSpec
 
     shape = {"tumbling": {"size": 100, "slide": 100}, "sliding": {"size": 300, "slide": 100}, "session": {"gap": 50}}
     aggs = {"n": Count(), "total": Sum("v"), "lo": Min("v"), "avg": Mean("v")}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STREAMCORE_GENERIC_AGGREGATIONS", "1" if generic else "0")
+        patch.setattr(compiled_windows, "_kernel", None)
         context = _Recorder()
         operator = WindowAggregateSpec("w", kind, aggs, 40, **shape[kind]).build(context)  # type: ignore[arg-type]
     assert (operator.fused is None) == generic  # type: ignore[attr-defined]

@@ -10,8 +10,24 @@ from array import array
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from streamcore.operators import Count, Tumbling, compiled_windows
 
 from streamcore.io.log import split
+
+
+class _Context:
+    """What a window operator is built with, for building one only."""
+
+    def emit(self, key: object, value: object, ts: int) -> None:
+        return None
+
+    @staticmethod
+    def admit(ts: int) -> None:
+        return None
+
+    def fail_output(self, key: object, value: object, ts: int, error: BaseException) -> None:
+        return None
+
 
 REQUIRED = os.environ.get("STREAMCORE_REQUIRE_EXTENSIONS") in ("1", "true", "yes") or os.environ.get("CI") == "true"
 
@@ -22,12 +38,15 @@ def test_the_compiled_kernels_are_loaded() -> None:
         pytest.skip("the kernels were not built here (no C compiler?); `streamcore --version` says so")
     assert split.COMPILED, "installed with STREAMCORE_REQUIRE_EXTENSIONS=1, yet streamcore.io.log._split did not load"
     assert split.fast_split_values is not split.split_values
+    assert compiled_windows.COMPILED, "streamcore.operators._fixed_kernel did not load"
+    operator = Tumbling(10).aggregate_operator({"n": Count()}, allowed_lateness_ms=0, name="w").build(_Context())
+    assert type(operator).__name__ == "FixedKernel", "tumbling windows do not run on the kernel"
 
 
 def test_version_says_which_path_is_active() -> None:
     out = subprocess.run([sys.executable, "-m", "streamcore.cli.main", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("streamcore 0.1.0")
-    assert ("compiled kernels" if split.COMPILED else "pure Python") in out.stdout
+    assert ("compiled kernels: frame decoding, windows" if split.COMPILED else "pure Python") in out.stdout
     pure = subprocess.run(
         [sys.executable, "-m", "streamcore.cli.main", "--version"],
         capture_output=True,

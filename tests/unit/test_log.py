@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from streamcore.base.errors import LogCorruption, TopicConflict, TopicNotFound
 from streamcore.base.records import RecordBatch
-from streamcore.io.embedded import EmbeddedSource
+from streamcore.io.embedded import EmbeddedSink, EmbeddedSource
 from streamcore.io.log import EmbeddedLog, TopicConfig
-from streamcore.io.log.format import Frame, encode_frame
-from streamcore.io.log.partition import PartitionReader, PartitionWriter
+from streamcore.io.log.format import Frame, PackedValues, encode_frame
+from streamcore.io.log.partition import MAX_FRAME_RECORDS, PartitionReader, PartitionWriter
 from streamcore.io.log.segments import list_segments, segment_path
 from streamcore.io.transport import Control
 
@@ -47,6 +47,29 @@ def test_frame_roundtrip(records: list, base: int) -> None:
     assert list(decoded.timestamps) == stamps
     assert (decoded.keys or [None] * len(values)) == keys
     assert (decoded.headers or [()] * len(values)) == [tuple(h) for h in headers]
+
+
+@given(values=st.lists(st.binary(max_size=40), max_size=50), cut=st.integers(0, 50))
+def test_packed_values_encode_the_frames_a_list_of_values_does(values: list[bytes], cut: int) -> None:
+    """The embedded sink buffers outputs packed (no bytes object per record until the flush)."""
+    packed = PackedValues()
+    for value in values:
+        packed.append(value)
+    stamps = list(range(len(values)))
+    assert encode_frame(7, packed, stamps) == encode_frame(7, values, stamps)
+    assert encode_frame(0, packed[:cut], stamps[:cut]) == encode_frame(0, values[:cut], stamps[:cut])
+    assert encode_frame(0, packed[cut:], stamps[cut:]) == encode_frame(0, values[cut:], stamps[cut:])
+
+
+def test_a_sink_flush_longer_than_a_frame_writes_every_record(tmp_path: Path) -> None:
+    log = make_log(tmp_path)
+    sink = EmbeddedSink(log, "t")
+    values = [b"v%d" % i for i in range(MAX_FRAME_RECORDS * 2 + 5)]
+    for i, value in enumerate(values):
+        sink.add(None, value, i)
+    sink.flush_now()
+    assert [r.value for r in log.read_all("t")] == values
+    assert sink.pending == 0
 
 
 def make_log(tmp_path: Path, partitions: int = 1, **config: int) -> EmbeddedLog:

@@ -80,9 +80,43 @@ def decode_headers(buf: bytes) -> Headers:
     return tuple(out)
 
 
+class PackedValues:
+    """Record values back to back in one buffer, with their lengths: the frame's own layout.
+
+    A sink that buffers its outputs this way keeps no bytes object per record until the
+    flush: each value is copied in and freed at once, so the allocator reuses its memory
+    instead of growing the heap by one object per output (``python bench/sink_buffer.py``:
+    2.4-2.6 µs per kept orjson result against 0.4-0.6 µs per copied one).
+    """
+
+    __slots__ = ("data", "lengths")
+
+    def __init__(self, data: bytearray | None = None, lengths: array[int] | None = None) -> None:
+        self.data = bytearray() if data is None else data
+        self.lengths = array("I") if lengths is None else lengths
+
+    def append(self, value: bytes) -> None:
+        self.data += value
+        self.lengths.append(len(value))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, part: slice) -> PackedValues:
+        """Records `part.start` .. `part.stop` - 1 (a frame's share of a long buffer)."""
+        start, stop, _ = part.indices(len(self.lengths))
+        begin = sum(self.lengths[:start])
+        end = begin + sum(self.lengths[start:stop])
+        return PackedValues(self.data[begin:end], self.lengths[start:stop])
+
+    def clear(self) -> None:
+        self.data = bytearray()
+        self.lengths = array("I")
+
+
 def encode_frame(
     base_offset: int,
-    values: Sequence[bytes],
+    values: Sequence[bytes] | PackedValues,
     timestamps: Sequence[int],
     keys: Sequence[bytes | None] | None = None,
     headers: Sequence[Headers] | None = None,
@@ -94,14 +128,21 @@ def encode_frame(
     if headers is not None and not any(headers):
         headers = None
     flags = (FLAG_KEYS if keys is not None else 0) | (FLAG_HEADERS if headers is not None else 0)
-    parts = [BODY_HEAD.pack(base_offset, count, flags), _ints("q", timestamps), _ints("I", [len(v) for v in values])]
+    if isinstance(values, PackedValues):
+        value_lens = _ints("I", values.lengths)
+    else:
+        value_lens = _ints("I", [len(v) for v in values])
+    parts: list[bytes | bytearray] = [BODY_HEAD.pack(base_offset, count, flags), _ints("q", timestamps), value_lens]
     encoded_headers: list[bytes] = []
     if keys is not None:
         parts.append(_ints("i", [-1 if k is None else len(k) for k in keys]))
     if headers is not None:
         encoded_headers = [encode_headers(h) for h in headers]
         parts.append(_ints("I", [len(h) for h in encoded_headers]))
-    parts.extend(values)
+    if isinstance(values, PackedValues):
+        parts.append(values.data)
+    else:
+        parts.extend(values)
     if keys is not None:
         parts.extend(k for k in keys if k is not None)
     parts.extend(encoded_headers)

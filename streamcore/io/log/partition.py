@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from streamcore.base.records import Headers, RecordBatch
-from streamcore.io.log.format import Frame, encode_frame, frame_count
+from streamcore.io.log.format import Frame, PackedValues, encode_frame, frame_count
 from streamcore.io.log.segments import (
     INDEX_ENTRY,
     FrameScanner,
@@ -81,7 +81,7 @@ class PartitionWriter:
 
     def append(
         self,
-        values: Sequence[bytes],
+        values: Sequence[bytes] | PackedValues,
         timestamps: Sequence[int],
         keys: Sequence[bytes | None] | None = None,
         headers: Sequence[Headers] | None = None,
@@ -125,7 +125,7 @@ class PartitionWriter:
 
     def _write_frame(
         self,
-        values: Sequence[bytes],
+        values: Sequence[bytes] | PackedValues,
         timestamps: Sequence[int],
         keys: Sequence[bytes | None] | None,
         headers: Sequence[Headers] | None,

@@ -9,10 +9,11 @@ the reference: ``tests/unit/test_log.py`` checks both on the same frames.
 
 from __future__ import annotations
 
-import os
 from array import array
 from collections.abc import Callable
 from itertools import accumulate, pairwise
+
+from streamcore.base import kernels
 
 
 def split_values(body: bytes, pos: int, lengths: array[int]) -> list[bytes]:
@@ -34,13 +35,10 @@ def split_keys(body: bytes, pos: int, lengths: array[int]) -> tuple[list[bytes |
 
 
 def _load() -> tuple[Callable[..., list[bytes]], Callable[..., tuple[list[bytes | None], int]], bool]:
-    if os.environ.get("STREAMCORE_PURE_PYTHON", "") in ("1", "true", "yes"):
+    compiled = kernels.load("streamcore.io.log._split", "frame decoding")
+    if compiled is None:
         return split_values, split_keys, False
-    try:
-        import streamcore.io.log._split as _split
-    except ImportError:
-        return split_values, split_keys, False
-    return _split.split_values, _split.split_keys, True
+    return compiled.split_values, compiled.split_keys, True
 
 
 fast_split_values, fast_split_keys, COMPILED = _load()

@@ -1,0 +1,232 @@
+# Included by `_window_kernels.pyx`: tumbling and sliding windows, the compiled `fixed_windows.FixedWindows`.
+#
+# The same buckets as the reference (``start -> windows``, one timer per bucket,
+# stragglers, purge at ``start + size + allowed lateness``), each bucket a `Bucket` of C
+# rows; a window joins the next checkpoint when it changes in the current epoch.
+
+
+cdef class FixedKernel(WindowKernel):
+    """Tumbling (slide == size) or sliding windows; the `Operator` protocol, compiled."""
+
+    cdef readonly int64_t size, slide
+    cdef dict buckets
+    cdef Bucket last
+    cdef list unfired, purge_at, stragglers
+
+    def __init__(self, *, int64_t size, int64_t slide, **common):
+        WindowKernel.__init__(self, **common)
+        self.size = size
+        self.slide = slide
+        self.buckets = {}
+        self.last = None
+        self.unfired, self.purge_at, self.stragglers = [], [], []  # as in FixedWindows
+
+    cdef inline Bucket _bucket(self, int64_t start):
+        cdef Bucket last = self.last
+        if last is not None and last.start == start:
+            return last
+        last = self.buckets.get(start)
+        if last is not None:
+            self.last = last
+        return last
+
+    cdef int _new_window(self, str key, int64_t start, Num* values) except -1:
+        cdef Bucket bucket = self._bucket(start)
+        cdef Py_ssize_t row
+        cdef int64_t end = start + self.size
+        if bucket is None:
+            bucket = Bucket(start, self.naggs)
+            self.buckets[start] = bucket
+            self.last = bucket
+            heappush(self.purge_at, start)
+            if end > self.wm:
+                heappush(self.unfired, start)
+        row = bucket.add_row(key, self.epoch)
+        _fresh(&self.layout, bucket.accs + row * self.naggs)
+        _fold(&self.layout, bucket.accs + row * self.naggs, values)
+        if end <= self.wm:
+            heappush(self.stragglers, (end, key, start))
+        return 0
+
+    cdef int _add(self, str key, int64_t ts, Num* values) except -1:
+        """Add an event that passed validation: ADDED, WAS_LATE or OVERFLOW (nothing changed)."""
+        cdef int64_t start = ts - ts % self.slide
+        cdef int64_t lowest = ts - self.size
+        cdef int64_t first = start
+        cdef Bucket bucket
+        cdef object row
+        cdef Py_ssize_t r
+        cdef bint accepted = False
+        # first pass: is it late for all its windows, and would any sum overflow?
+        while start > lowest and start >= 0:
+            if start + self.size + self.lateness > self.wm:
+                accepted = True
+                bucket = self._bucket(start)
+                if bucket is not None:
+                    row = bucket.rows.get(key)
+                    if row is not None and _overflows(&self.layout, bucket.accs + (<Py_ssize_t>row) * self.naggs, values):
+                        return OVERFLOW
+            start -= self.slide
+        if not accepted:
+            return WAS_LATE
+        start = first
+        while start > lowest and start >= 0:
+            if start + self.size + self.lateness > self.wm:
+                bucket = self._bucket(start)
+                row = None if bucket is None else bucket.rows.get(key)
+                if row is None:
+                    self._new_window(key, start, values)
+                else:
+                    r = row
+                    _fold(&self.layout, bucket.accs + r * self.naggs, values)
+                    if bucket.meta[r].epoch != self.epoch:
+                        bucket.meta[r].epoch = self.epoch
+                    if bucket.meta[r].fired:
+                        self._emit_row(bucket, r)
+            start -= self.slide
+        return ADDED
+
+    # -- firing ---------------------------------------------------------------------
+    cdef int _emit_row(self, Bucket bucket, Py_ssize_t row) except -1:
+        """Emit the window's current values as its next revision."""
+        cdef Meta* meta = bucket.meta + row
+        meta.revision += 1
+        return self._emit(bucket.keys[row], bucket.start, bucket.start + self.size,
+                          bucket.accs + row * self.naggs, meta.revision - 1)
+
+    cdef int _fire(self, Bucket bucket, Py_ssize_t row) except -1:
+        bucket.meta[row].fired = 1
+        bucket.meta[row].epoch = self.epoch
+        return self._emit_row(bucket, row)
+
+    def on_watermark(self, watermark):
+        if self.reference is not None:
+            self.reference.on_watermark(watermark)
+            return
+        self._set_watermark(watermark)
+        cdef Bucket bucket
+        cdef object row
+        cdef int64_t size = self.size
+        stragglers = self.stragglers
+        while stragglers and stragglers[0][0] <= watermark:
+            _, key, start = heappop(stragglers)
+            bucket = self.buckets.get(start)
+            row = None if bucket is None else bucket.rows.get(key)
+            if row is not None and not bucket.meta[<Py_ssize_t>row].fired:
+                self._fire(bucket, row)
+        unfired = self.unfired
+        while unfired and unfired[0] + size <= watermark:
+            start = heappop(unfired)
+            bucket = self.buckets.get(start)
+            if bucket is None:
+                continue
+            rows = bucket.rows
+            for key in sorted(rows):
+                row = rows[key]
+                if not bucket.meta[<Py_ssize_t>row].fired:
+                    self._fire(bucket, row)
+        purge_at = self.purge_at
+        cdef int64_t lateness = self.lateness
+        cdef Py_ssize_t r
+        while purge_at and purge_at[0] + size + lateness <= watermark:
+            start = heappop(purge_at)
+            bucket = self.buckets.pop(start, None)
+            if bucket is None:
+                continue
+            if bucket is self.last:
+                self.last = None
+            for r in range(bucket.n):
+                if bucket.meta[r].persisted:
+                    self.deletes.append((bucket.keys[r], start))
+
+    def on_end_of_input(self):
+        if self.reference is not None:
+            self.reference.on_end_of_input()
+            return
+        cdef Bucket bucket
+        cdef Py_ssize_t r
+        due = []
+        for start, bucket in self.buckets.items():
+            for r in range(bucket.n):
+                if not bucket.meta[r].fired:
+                    due.append((start + self.size, bucket.keys[r], start))
+        due.sort()
+        for _, key, start in due:
+            bucket = self.buckets[start]
+            self._fire(bucket, bucket.rows[key])
+
+    # -- state ----------------------------------------------------------------------
+    def checkpoint(self, writer):
+        if self.reference is not None:
+            self.reference.checkpoint(writer)
+            return
+        cdef Bucket bucket
+        cdef Py_ssize_t r
+        cdef int64_t epoch = self.epoch
+        put, encode_key, encode_state = writer.put, self.encode_key, self.encode_state
+        for key, start in self.deletes:
+            writer.delete(encode_key(key, start))
+        self.deletes = []
+        for bucket in self.buckets.values():
+            for r in range(bucket.n):
+                if bucket.meta[r].epoch == epoch:
+                    accs = _accumulators(&self.layout, bucket.accs + r * self.naggs)
+                    put(encode_key(bucket.keys[r], bucket.start),
+                        encode_state([accs, bool(bucket.meta[r].fired), bucket.meta[r].revision]))
+                    bucket.meta[r].persisted = 1
+        self.epoch += 1
+
+    def restore(self, entries):
+        entries = list(entries)
+        cdef Bucket bucket
+        cdef Py_ssize_t row
+        restored = []
+        for raw_key, raw_state in entries:
+            key, (start,) = self.decode_key(raw_key, 1)
+            restored.append((key, start, self.decode_state(raw_state)))
+        try:
+            for key, start, (values, fired, revision) in restored:
+                bucket = self.buckets.get(start)
+                if bucket is None:
+                    bucket = self.buckets[start] = Bucket(start, self.naggs)
+                row = bucket.add_row(key, -1)
+                bucket.meta[row].fired = 1 if fired else 0
+                bucket.meta[row].revision = revision
+                bucket.meta[row].persisted = 1
+                _set_accumulators(&self.layout, bucket.accs + row * self.naggs, values)
+        except (Unrepresentable, OverflowError):
+            self.buckets = {}
+            self.last = None
+            self._migrate().restore(entries)
+            return
+        self.unfired = sorted(self.buckets)
+        self.purge_at = sorted(self.buckets)
+
+    def state_entries(self):
+        if self.reference is not None:
+            return self.reference.state_entries()
+        cdef Bucket bucket
+        cdef Py_ssize_t total = 0
+        for bucket in self.buckets.values():
+            total += bucket.n
+        return total
+
+    cdef int _export(self, object ref) except -1:
+        cdef Bucket bucket
+        cdef Py_ssize_t r
+        ref.epoch = self.epoch
+        for start, bucket in self.buckets.items():
+            windows = ref.buckets[start] = {}
+            for r in range(bucket.n):
+                key = bucket.keys[r]
+                windows[key] = [_accumulators(&self.layout, bucket.accs + r * self.naggs), bool(bucket.meta[r].fired),
+                                bucket.meta[r].revision, bucket.meta[r].epoch, bool(bucket.meta[r].persisted)]
+                if bucket.meta[r].epoch == self.epoch:
+                    ref.dirty.add((key, start))
+        ref.dirty.update(self.deletes)
+        ref.unfired[:] = self.unfired
+        ref.purge_at[:] = self.purge_at
+        ref.stragglers[:] = self.stragglers
+        self.buckets = {}
+        self.last = None
+        return 0

@@ -1,0 +1,223 @@
+"""The task's hot loops: every record of a batch, decoded and run through the pipeline.
+
+`RecordLoops` is the part of `streamcore.runtime.task.Task` that applies a fetched
+batch, in the order of the contract (``docs/semantics.md``): decode the JSON value
+(``decode``), check it is an object with an integer event time in 0 .. 2**62 and a key
+of valid Unicode (``schema``), run the pipeline (the first stateful operator checks the
+future skew), write late events aside, and let a later event time move the watermark.
+
+Two loops do this. `_apply_records` decodes each record with orjson and calls the
+pipeline's head, one call per record and no object per record beyond the decoded
+event. `_apply_scanned` hands the batch to a compiled first operator (`RawScan`), which
+applies records straight from their bytes and returns only for a record that needs the
+task: one it cannot read (`_apply_records` takes it, in its place), a late one, or one
+that may move the watermark. One event is completely applied before the next starts,
+so readers on the same event loop never see half of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from streamcore.base.decoding import bad_key, bad_timestamp, decode_strict, valid_unicode
+from streamcore.base.errors import RecordError
+from streamcore.base.records import RecordBatch
+from streamcore.dataflow.operator import FILTERED, LATE, SCAN_DONE, SCAN_LATE, SCAN_SLOW, Emit, RawScan
+from streamcore.eventtime.watermarks import WatermarkTracker
+from streamcore.runtime.counters import TaskCounters
+from streamcore.runtime.set_aside import error_text
+
+MAX_TIMESTAMP = 2**62
+"""Largest accepted event time (epoch ms, about the year 146 million): window bounds stay in 64 bits."""
+
+
+def _int64(time: float) -> int:
+    """An event-time bound for a kernel: an int, or -inf / +inf as the extreme 64-bit ones."""
+    if time == math.inf:
+        return 2**63 - 1
+    if time == -math.inf:
+        return -(2**63)
+    return int(time)
+
+
+class RecordLoops:
+    """The record loops of a `Task` (a mixin: the task sets these attributes)."""
+
+    counters: TaskCounters
+    tracker: WatermarkTracker
+    tracks_arrivals: bool
+    current_batch: RecordBatch | None
+    current_index: int
+    _head: Emit
+    _raw_scan: RawScan | None
+    _ts_field: str | None
+    _key_field: str | None
+    _future_skew: int | None
+    _future_limit: float
+    _dead_letter: Callable[[RecordBatch, int, int, str, str], None]
+    """`SetAside.dead_letter`: ``(batch, index, at, reason, error)``."""
+    _write_late: Callable[[RecordBatch, int, int, int], None]
+    """`SetAside.late`: ``(batch, index, at, ts)``."""
+    _fire: Callable[[], None]
+    """Every operator learns the new watermark (`Task._fire`)."""
+
+    def _apply(self, batch: RecordBatch, at: int) -> None:
+        """Run every record of `batch` through the pipeline (the hot loop)."""
+        p = batch.partition
+        counters = self.counters
+        n = len(batch.values)
+        counters.records_in += n
+        by_partition = counters.records_in_by_partition
+        by_partition[p] = by_partition.get(p, 0) + n
+        if self._ts_field is None:
+            self._process_without_event_time(batch, at)
+            return
+        self.current_batch = batch
+        if self._future_skew is not None:
+            self._future_limit = at + self._future_skew
+        dead_before = counters.dead_letter_total
+        if self._raw_scan is not None:
+            filtered, late = self._apply_scanned(batch, at)
+        else:
+            filtered, late = self._apply_records(batch, at, 0, n)
+        counters.accepted += n - filtered - late - (counters.dead_letter_total - dead_before)
+        counters.filtered += filtered
+        counters.late += late
+
+    def _apply_records(self, batch: RecordBatch, at: int, begin: int, end: int) -> tuple[int, int]:
+        """Records `begin` .. `end` - 1 of `batch`, decoded one by one: (filtered, late)."""
+        p = batch.partition
+        tracker = self.tracker
+        ts_field = self._ts_field
+        track = self.tracks_arrivals
+        head = self._head
+        key_field = self._key_field
+        observe = tracker.observe
+        moves_watermark = tracker.moves_above(p)  # only a later event time can move this partition's watermark
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        filtered = late = 0
+        values = batch.values
+        for i in range(begin, end):
+            try:
+                event = loads(values[i])
+            except decode_error:
+                event = self._decode_fallback(batch, i, at)
+                if event is None:
+                    continue
+            if type(event) is not dict:
+                self._dead_letter(batch, i, at, "schema", f"expected a JSON object, got {type(event).__name__}")
+                continue
+            ts = event.get(ts_field)
+            if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP:
+                self._dead_letter(batch, i, at, "schema", bad_timestamp(self._ts_field, ts))
+                continue
+            if track:
+                self.current_index = i
+            key = None
+            if key_field is not None:
+                key = event.get(key_field)
+                if type(key) is not str:
+                    self._dead_letter(batch, i, at, "schema", bad_key(key_field, key))
+                    continue
+            try:
+                status = head(key, event, ts)
+            except RecordError as exc:
+                self._dead_letter(batch, i, at, exc.reason, str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - user code: dead-letter the record, keep going
+                self._dead_letter(batch, i, at, "operator_error", error_text(exc))
+                continue
+            if status is not None:  # None: accepted, by far the most common
+                if status is LATE:
+                    late += 1
+                    self._write_late(batch, i, at, ts)
+                elif status is FILTERED:
+                    filtered += 1
+            if ts > moves_watermark:
+                if observe(p, ts):
+                    self._fire()
+                moves_watermark = tracker.moves_above(p)
+        return filtered, late
+
+    def _apply_scanned(self, batch: RecordBatch, at: int) -> tuple[int, int]:
+        """The hot loop on a compiled first operator: it applies records from their bytes
+        and returns to the task only for a record that needs it (see `RawScan`). Records
+        it cannot read go through `_apply_records`, one by one, in their place."""
+        scan = self._raw_scan
+        assert scan is not None
+        p = batch.partition
+        tracker = self.tracker
+        values = batch.values
+        future_limit = _int64(self._future_limit)
+        moves = tracker.moves_above(p)
+        filtered = late = 0
+        i = 0
+        while True:
+            i, outcome, ts = scan(values, i, future_limit, _int64(moves))
+            if outcome == SCAN_DONE:
+                return filtered, late
+            if outcome == SCAN_SLOW:
+                one_filtered, one_late = self._apply_records(batch, at, i, i + 1)
+                filtered += one_filtered
+                late += one_late
+            else:
+                if outcome == SCAN_LATE:
+                    late += 1
+                    self._write_late(batch, i, at, ts)
+                if ts > moves and tracker.observe(p, ts):
+                    self._fire()
+            moves = tracker.moves_above(p)
+            i += 1
+
+    def _process_without_event_time(self, batch: RecordBatch, at: int) -> None:
+        head = self._head
+        loads = orjson.loads
+        stamps = batch.timestamps
+        track = self.tracks_arrivals
+        self.current_batch = batch
+        for i, raw in enumerate(batch.values):
+            try:
+                event = loads(raw)
+            except orjson.JSONDecodeError:
+                event = self._decode_fallback(batch, i, at)
+                if event is None:
+                    continue
+            if track:
+                self.current_index = i
+            try:
+                status = head(None, event, stamps[i])
+            except RecordError as exc:
+                self._dead_letter(batch, i, at, exc.reason, str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001
+                self._dead_letter(batch, i, at, "operator_error", error_text(exc))
+                continue
+            if status is FILTERED:
+                self.counters.filtered += 1
+            else:
+                self.counters.accepted += 1
+
+    def _decode_fallback(self, batch: RecordBatch, i: int, at: int) -> Any:
+        """orjson refused the bytes: dead-letter them unless they are JSON after all.
+
+        Such JSON is a number orjson cannot hold (``1e400``) or a string with an unpaired
+        surrogate (``"\\ud800"``): fine in an ordinary field, but a key must be valid
+        Unicode (``schema``). orjson never returns such a string, so only here is it checked.
+        """
+        try:
+            event = decode_strict(batch.values[i])
+        except (ValueError, RecursionError) as exc:
+            self._dead_letter(batch, i, at, "decode", f"not valid JSON: {exc}")
+            return None
+        key_field = self._key_field
+        if key_field is not None and type(event) is dict:
+            key = event.get(key_field)
+            if type(key) is str and not valid_unicode(key):
+                self._dead_letter(batch, i, at, "schema", f"key field {key_field!r} is not valid Unicode: {key!r}")
+                return None
+        return event
