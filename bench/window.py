@@ -188,7 +188,7 @@ JOBS = {
 
 def build_app(partitions: int, job: str = "tumbling") -> App:
     app = App("bench")
-    events = app.topic("events", partitions=partitions)
+    events = app.topic("events", partitions=partitions, key="card")  # produced keyed by card (Kafka: no repartition)
     totals = app.topic("totals")
     (
         app.stream(events, event_time=EventTime("ts", max_out_of_orderness=DISORDER_MS))

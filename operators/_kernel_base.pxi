@@ -20,6 +20,15 @@ cdef enum:
     OVERFLOW = 2
 
 
+cdef inline int64_t _time_bound(object time) except? -1:
+    """An event-time bound as int64: an int as it is, +-inf (or beyond 64 bits) as the extreme."""
+    if type(time) is int and -9223372036854775808 <= time <= 9223372036854775807:
+        return time
+    if type(time) is float and -9.2e18 < time < 9.2e18:
+        return <int64_t>floor(time)  # an event time t is above x exactly when it is above floor(x)
+    return INT64_MAX if time > 0 else INT64_MIN
+
+
 cdef class WindowKernel:
     """The kind-independent half of a compiled window operator."""
 
@@ -135,8 +144,10 @@ cdef class WindowKernel:
         self.names.count = self.nfields
         return self.scan
 
-    def scan(self, list values, Py_ssize_t i, int64_t future_limit, int64_t moves_above):
+    def scan(self, list values, Py_ssize_t i, object future_limit_time, object moves_above_time):
         """Apply records from `i` on until one needs the task: ``(index, outcome, ts)``.
+
+        The two times are ints, or -inf / +inf (a float), as the tracker has them.
 
         Outcomes: DONE (all applied); SLOW (record `index` untouched: run it through the
         Python path); LATE (record `index` is late: write it to the late output); MOVED
@@ -147,6 +158,8 @@ cdef class WindowKernel:
         cdef int status
         cdef object raw
         cdef const char* p
+        cdef int64_t future_limit = _time_bound(future_limit_time)
+        cdef int64_t moves_above = _time_bound(moves_above_time)
         if self.reference is not None:
             return (i, SCAN_SLOW, 0) if i < n else (n, SCAN_DONE, 0)
         while i < n:

@@ -84,3 +84,18 @@ class RecordBatch:
             None if self.keys is None else self.keys[start:stop],
             None if self.headers is None else self.headers[start:stop],
         )
+
+
+@dataclass(slots=True)
+class Batches:
+    """Consecutive batches of several partitions, in the order they are to be applied.
+
+    A source that merges partitions returns the runs it has in hand together (up to the
+    records asked for), so that the runner's per-fetch work is paid once for all of them:
+    with many partitions a single run can be a handful of records.
+    """
+
+    runs: list[RecordBatch]
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self.runs)

@@ -116,11 +116,12 @@ SCAN_LATE: Final = 2
 SCAN_MOVED: Final = 3
 """`RawScan` applied this record, and its event time may move the watermark: observe it, then go on."""
 
-RawScan = Callable[[list[bytes], int, int, int], tuple[int, int, int]]
+RawScan = Callable[[list[bytes], int, float, float], tuple[int, int, int]]
 """``scan(values, begin, future_limit, moves_above) -> (index, outcome, ts)``: a compiled
 operator applying a keyed batch straight from the records' bytes, from `begin` on, until a
 record needs the task (one of the ``SCAN_*`` outcomes). `future_limit` is the largest event
-time admitted, `moves_above` the time above which an event may move the watermark."""
+time admitted, `moves_above` the time above which an event may move the watermark (ints,
+or -inf / +inf)."""
 
 
 @runtime_checkable

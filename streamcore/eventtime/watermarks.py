@@ -79,7 +79,7 @@ class WatermarkTracker:
     timestamp after it was processed. Both return True when W advanced.
     """
 
-    __slots__ = ("_idle", "_live", "_ooo", "last_arrival", "partitions", "t0", "watermark", "wm")
+    __slots__ = ("_idle", "_in_sync", "_live", "_ooo", "last_arrival", "partitions", "t0", "watermark", "wm")
 
     def __init__(self, partitions: Sequence[int], out_of_orderness_ms: int, idle_timeout_ms: int | None) -> None:
         self.partitions = tuple(partitions)
@@ -90,6 +90,8 @@ class WatermarkTracker:
         self.t0: int | None = None
         self.watermark: float = NEG_INF
         self._live: tuple[int, ...] = self.partitions
+        self._in_sync = False
+        """W is the minimum of the live partitions' watermarks (see `on_arrival`)."""
 
     @property
     def out_of_orderness_ms(self) -> int:
@@ -100,11 +102,17 @@ class WatermarkTracker:
         if self.t0 is None:
             self.t0 = at
         self.last_arrival[partition] = at
-        if self._idle is not None:
-            t0, idle = self.t0, self._idle
-            self._live = tuple(
-                p for p in self.partitions if at - (t0 if (last := self.last_arrival[p]) is None else last) < idle
-            )
+        if self._idle is None:
+            # No partition goes idle: the live set never changes, and `observe` keeps W at
+            # its minimum, so only the first arrival (after a start or restore) can move W.
+            if self._in_sync:
+                return False
+            self._in_sync = True
+            return self._recompute()
+        t0, idle = self.t0, self._idle
+        self._live = tuple(
+            p for p in self.partitions if at - (t0 if (last := self.last_arrival[p]) is None else last) < idle
+        )
         return self._recompute()
 
     def moves_above(self, partition: int) -> float:
@@ -155,3 +163,4 @@ class WatermarkTracker:
             self.last_arrival[p] = snapshot["last_arrival"].get(str(p))
         self.t0 = snapshot["t0"]
         self._live = self.partitions
+        self._in_sync = False

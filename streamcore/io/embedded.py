@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from heapq import heappop, heappush
 
 from streamcore.base.errors import OffsetOutOfRange
-from streamcore.base.records import Headers, RecordBatch
+from streamcore.base.records import Batches, Headers, RecordBatch
 from streamcore.io.log import EmbeddedLog, PartitionReader, TopicConfig
 from streamcore.io.log.format import PackedValues
 from streamcore.io.log.topics import APPENDS, partition_for
@@ -121,14 +121,34 @@ class EmbeddedSource:
         self._heads[i], self._cursors[i] = head, 0
         return head
 
-    async def fetch(self, max_records: int) -> RecordBatch | Control | None:
-        """The next batch in the merge order (see the class docstring).
+    async def fetch(self, max_records: int) -> RecordBatch | Batches | Control | None:
+        """The next runs in the merge order (see the class docstring), up to `max_records` records.
+
+        Runs of several partitions come back together (`Batches`), as many as are in hand:
+        at 16 partitions a run holds a handful of records, and each fetch costs the runner
+        the same however many it returns.
+        """
+        self._appended.clear()  # an append from now on ends the next `wait` at once
+        first = self._next_run(max_records)
+        if not isinstance(first, RecordBatch):
+            return first
+        runs = [first]
+        left = max_records - len(first)
+        while left > 0:
+            run = self._next_run(left)
+            if not isinstance(run, RecordBatch):
+                break
+            runs.append(run)
+            left -= len(run)
+        return first if len(runs) == 1 else Batches(runs)
+
+    def _next_run(self, max_records: int) -> RecordBatch | Control | None:
+        """The next run of one partition in the merge order, at most `max_records` long.
 
         Only the partitions whose next record may have changed are looked at (the one read
         from last, and those that had none in hand), and the earliest two come from a heap,
-        so a fetch costs the same with 16 partitions as with one.
+        so a run costs the same with 16 partitions as with one.
         """
-        self._appended.clear()  # an append from now on ends the next `wait` at once
         keys, order = self._keys, self._order
         for i in self._look:
             self._find_next(i, max_records)

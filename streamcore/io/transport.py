@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from streamcore.base.records import Headers, RecordBatch
+from streamcore.base.records import Batches, Headers, RecordBatch
 
 
 class Control(enum.Enum):
@@ -51,8 +51,9 @@ class Source(Protocol):
         embedded partition with ``offset_reset="latest"``) and where to: the task resumes there.
         """
 
-    async def fetch(self, max_records: int) -> RecordBatch | Control | None:
-        """The next records of one partition, a Control signal, or None if nothing is available.
+    async def fetch(self, max_records: int) -> RecordBatch | Batches | Control | None:
+        """The next records of one partition (or consecutive runs of several, `Batches`), a
+        Control signal, or None if nothing is available.
 
         It must not wait for records (the runner publishes what it applied before any
         wait, so that reads never see unpublished state): waiting is `wait`.

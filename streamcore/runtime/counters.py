@@ -15,6 +15,8 @@ class TaskCounters:
     filtered: int = 0
     late: int = 0
     dead_lettered: dict[str, int] = field(default_factory=dict)
+    dead_letter_total: int = 0
+    """The sum of `dead_lettered` (kept, not summed: the hot loop reads it per batch)."""
     duplicates: int = 0
     """Repartitioned input written again by a restarted producer, skipped (already applied)."""
     outputs: int = 0
@@ -24,10 +26,6 @@ class TaskCounters:
     last_checkpoint_bytes: int = 0
     backpressure_s: float = 0.0
     """Time spent waiting for sinks to flush and checkpoints to commit."""
-
-    @property
-    def dead_letter_total(self) -> int:
-        return sum(self.dead_lettered.values())
 
     @property
     def accounted(self) -> int:

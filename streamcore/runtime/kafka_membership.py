@@ -14,6 +14,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -48,6 +49,8 @@ class RunnerParts(Protocol):
     server: Server | None
     advertised_url: str
     handle_signals: bool
+    progress: Callable[[RunStatus], None] | None
+    progress_interval_s: float
     _runs: list[TaskRun]
     _stop: asyncio.Event
     _gc: GcPacer
@@ -155,9 +158,14 @@ class KafkaMembership:
             self._gc.start()
             await group.start()
             with stop_on_signals(self.stop, install=self.handle_signals):
+                tick = min(0.2, self.progress_interval_s)
+                reported = time.monotonic()
                 while not self._stop.is_set() and not self._group_errors:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), 0.2)
+                        await asyncio.wait_for(self._stop.wait(), tick)
+                    if self.progress is not None and time.monotonic() - reported >= self.progress_interval_s:
+                        reported = time.monotonic()
+                        self.progress(self.status())
             await self._revoked([(r.source.topic, r.task.partitions[0]) for r in self._runs])
         finally:
             self._gc.stop()

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from streamcore.base.clock import Clock, SystemClock
 from streamcore.base.errors import ConfigError
-from streamcore.base.records import RecordBatch
+from streamcore.base.records import Batches, RecordBatch
 from streamcore.dataflow.app import App
 from streamcore.dataflow.stream import FunctionSink, Pipeline
 from streamcore.io.embedded import EmbeddedBroker
@@ -281,7 +281,7 @@ class Runner(KafkaMembership):
             async with run.lock:
                 if run.retired:
                     return
-                if isinstance(item, RecordBatch):
+                if isinstance(item, RecordBatch | Batches):
                     run.pacer.working.add(run)
                 else:
                     run.pacer.working.discard(run)

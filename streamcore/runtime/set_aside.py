@@ -79,6 +79,7 @@ class SetAside:
     def dead_letter(self, batch: RecordBatch, i: int, at: int, reason: str, error: str) -> None:
         counts = self.counters.dead_lettered
         counts[reason] = counts.get(reason, 0) + 1
+        self.counters.dead_letter_total += 1
         self._set_aside(self.dead_letters, reason, error, batch, i, at)
 
     def late(self, batch: RecordBatch, i: int, at: int, ts: int) -> None:

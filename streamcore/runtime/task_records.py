@@ -17,7 +17,6 @@ so readers on the same event loop never see half of it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,15 +32,6 @@ from streamcore.runtime.set_aside import error_text
 
 MAX_TIMESTAMP = 2**62
 """Largest accepted event time (epoch ms, about the year 146 million): window bounds stay in 64 bits."""
-
-
-def _int64(time: float) -> int:
-    """An event-time bound for a kernel: an int, or -inf / +inf as the extreme 64-bit ones."""
-    if time == math.inf:
-        return 2**63 - 1
-    if time == -math.inf:
-        return -(2**63)
-    return int(time)
 
 
 class RecordLoops:
@@ -153,12 +143,12 @@ class RecordLoops:
         p = batch.partition
         tracker = self.tracker
         values = batch.values
-        future_limit = _int64(self._future_limit)
+        future_limit = self._future_limit
         moves = tracker.moves_above(p)
         filtered = late = 0
         i = 0
         while True:
-            i, outcome, ts = scan(values, i, future_limit, _int64(moves))
+            i, outcome, ts = scan(values, i, future_limit, moves)
             if outcome == SCAN_DONE:
                 return filtered, late
             if outcome == SCAN_SLOW:

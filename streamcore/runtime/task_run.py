@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from streamcore.base.records import RecordBatch
+from streamcore.base.records import Batches, RecordBatch
 from streamcore.io.kafka import KafkaChangelog
 from streamcore.io.transport import Sink, Source
 from streamcore.runtime.metrics import Metrics
@@ -58,14 +58,16 @@ class TaskRun:
         self._batch_seconds = metrics.batch.labels(task.pipeline.name)
         self._checkpoint_seconds = metrics.checkpoint.labels(task.pipeline.name)
 
-    def process(self, batch: RecordBatch, at: int) -> float:
-        """Process a batch; return the seconds it took."""
+    def process(self, fetched: RecordBatch | Batches, at: int) -> float:
+        """Process a batch (or consecutive runs of several partitions); return the seconds it took."""
         started = time.perf_counter()
-        self.task.process_batch(batch, at)
+        runs = fetched.runs if isinstance(fetched, Batches) else (fetched,)
+        for batch in runs:
+            self.task.process_batch(batch, at)
         seconds = time.perf_counter() - started
         self._batch_seconds.observe(seconds)
         if self.task.tracks_arrivals:
-            self.unpublished.append(batch)
+            self.unpublished.extend(runs)
         return seconds
 
     async def flush(self) -> None:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamcore.base.errors import LogCorruption, TopicConflict, TopicNotFound
-from streamcore.base.records import RecordBatch
+from streamcore.base.records import Batches, RecordBatch
 from streamcore.io.embedded import EmbeddedSink, EmbeddedSource
 from streamcore.io.log import EmbeddedLog, TopicConfig
 from streamcore.io.log.format import Frame, PackedValues, encode_frame
@@ -400,13 +400,16 @@ def test_the_source_merges_partitions_in_the_stated_order(
         log.writer("t", p).append([b"{}"] * count, [clock + j * 40 for j in range(count)])
         frames[p].append(count)
 
-    async def batches() -> list[tuple[int, int, int]]:
+    async def records() -> list[tuple[int, int]]:
         source = EmbeddedSource(log, "t", until_end=True)
         await source.start({})
         out = []
-        while isinstance(batch := await source.fetch(max_records), RecordBatch):
-            out.append((batch.partition, batch.base_offset, len(batch)))
+        while isinstance(fetched := await source.fetch(max_records), RecordBatch | Batches):
+            runs = fetched.runs if isinstance(fetched, Batches) else [fetched]
+            assert sum(len(run) for run in runs) <= max_records
+            out.extend((run.partition, run.base_offset + j) for run in runs for j in range(len(run)))
         await source.close()
         return out
 
-    assert asyncio.run(batches()) == _merged_by_scanning(log, frames, 100, max_records)
+    expected = _merged_by_scanning(log, frames, 100, max_records)
+    assert asyncio.run(records()) == [(p, offset + j) for p, offset, n in expected for j in range(n)]
