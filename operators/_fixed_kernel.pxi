@@ -5,12 +5,17 @@
 # rows; a window joins the next checkpoint when it changes in the current epoch.
 
 
+cdef enum:
+    RECENT = 16  # buckets kept at hand (a sliding event touches size / slide of them)
+    MEMO = 64  # windows of one event remembered between the two passes of `_add`
+
+
 cdef class FixedKernel(WindowKernel):
     """Tumbling (slide == size) or sliding windows; the `Operator` protocol, compiled."""
 
     cdef readonly int64_t size, slide
     cdef dict buckets
-    cdef Bucket last
+    cdef list recent  # RECENT buckets by (start / slide) % RECENT: the hot ones, without a dict lookup
     cdef list unfired, purge_at, stragglers
 
     def __init__(self, *, int64_t size, int64_t slide, **common):
@@ -18,17 +23,25 @@ cdef class FixedKernel(WindowKernel):
         self.size = size
         self.slide = slide
         self.buckets = {}
-        self.last = None
+        self.recent = [None] * RECENT
         self.unfired, self.purge_at, self.stragglers = [], [], []  # as in FixedWindows
 
     cdef inline Bucket _bucket(self, int64_t start):
-        cdef Bucket last = self.last
-        if last is not None and last.start == start:
-            return last
-        last = self.buckets.get(start)
-        if last is not None:
-            self.last = last
-        return last
+        cdef Py_ssize_t slot = (start // self.slide) % RECENT
+        cdef Bucket bucket = <Bucket>self.recent[slot]
+        if bucket is not None and bucket.start == start:
+            return bucket
+        bucket = self.buckets.get(start)
+        if bucket is not None:
+            self.recent[slot] = bucket
+        return bucket
+
+    cdef inline void _forget(self, int64_t start):
+        """A bucket was purged (or the state handed over): no slot of `recent` may hold it."""
+        cdef Py_ssize_t slot = (start // self.slide) % RECENT
+        cdef Bucket bucket = <Bucket>self.recent[slot]
+        if bucket is not None and bucket.start == start:
+            self.recent[slot] = None
 
     cdef int _new_window(self, str key, int64_t start, Num* values) except -1:
         cdef Bucket bucket = self._bucket(start)
@@ -37,7 +50,7 @@ cdef class FixedKernel(WindowKernel):
         if bucket is None:
             bucket = Bucket(start, self.naggs)
             self.buckets[start] = bucket
-            self.last = bucket
+            self.recent[(start // self.slide) % RECENT] = bucket
             heappush(self.purge_at, start)
             if end > self.wm:
                 heappush(self.unfired, start)
@@ -49,42 +62,61 @@ cdef class FixedKernel(WindowKernel):
         return 0
 
     cdef int _add(self, str key, int64_t ts, Num* values) except -1:
-        """Add an event that passed validation: ADDED, WAS_LATE or OVERFLOW (nothing changed)."""
+        """Add an event that passed validation: ADDED, WAS_LATE or OVERFLOW (nothing changed).
+
+        Two passes over the event's windows, newest first as the reference goes: the first
+        finds each window (and whether a sum would overflow), the second commits. The
+        windows found are remembered for the second pass (up to MEMO of them).
+        """
         cdef int64_t start = ts - ts % self.slide
         cdef int64_t lowest = ts - self.size
         cdef int64_t first = start
         cdef Bucket bucket
         cdef object row
-        cdef Py_ssize_t r
-        cdef bint accepted = False
-        # first pass: is it late for all its windows, and would any sum overflow?
+        cdef Py_ssize_t r, w = 0, j
+        cdef PyObject* found_bucket[MEMO]  # borrowed: nothing is purged while an event is added
+        cdef Py_ssize_t found_row[MEMO]
+        cdef int64_t found_start[MEMO]
         while start > lowest and start >= 0:
             if start + self.size + self.lateness > self.wm:
-                accepted = True
                 bucket = self._bucket(start)
+                r = -1
                 if bucket is not None:
                     row = bucket.rows.get(key)
-                    if row is not None and _overflows(&self.layout, bucket.accs + (<Py_ssize_t>row) * self.naggs, values):
-                        return OVERFLOW
+                    if row is not None:
+                        r = row
+                        if _overflows(&self.layout, bucket.accs + r * self.naggs, values):
+                            return OVERFLOW
+                if w < MEMO:
+                    found_bucket[w] = <PyObject*>bucket
+                    found_row[w] = r
+                    found_start[w] = start
+                w += 1
             start -= self.slide
-        if not accepted:
+        if w == 0:
             return WAS_LATE
-        start = first
-        while start > lowest and start >= 0:
-            if start + self.size + self.lateness > self.wm:
-                bucket = self._bucket(start)
-                row = None if bucket is None else bucket.rows.get(key)
-                if row is None:
-                    self._new_window(key, start, values)
-                else:
-                    r = row
-                    _fold(&self.layout, bucket.accs + r * self.naggs, values)
-                    if bucket.meta[r].epoch != self.epoch:
-                        bucket.meta[r].epoch = self.epoch
-                    if bucket.meta[r].fired:
-                        self._emit_row(bucket, r)
-            start -= self.slide
+        if w > MEMO:  # very many windows per event: look them up again
+            start = first
+            while start > lowest and start >= 0:
+                if start + self.size + self.lateness > self.wm:
+                    bucket = self._bucket(start)
+                    row = None if bucket is None else bucket.rows.get(key)
+                    self._commit(key, start, values, bucket, -1 if row is None else row)
+                start -= self.slide
+            return ADDED
+        for j in range(w):
+            self._commit(key, found_start[j], values, <Bucket>found_bucket[j], found_row[j])
         return ADDED
+
+    cdef inline int _commit(self, str key, int64_t start, Num* values, Bucket bucket, Py_ssize_t r) except -1:
+        """Add the event to window (`bucket`, row `r`), or open it (r < 0)."""
+        if r < 0:
+            return self._new_window(key, start, values)
+        _fold(&self.layout, bucket.accs + r * self.naggs, values)
+        bucket.meta[r].epoch = self.epoch
+        if bucket.meta[r].fired:
+            self._emit_row(bucket, r)
+        return 0
 
     # -- firing ---------------------------------------------------------------------
     cdef int _emit_row(self, Bucket bucket, Py_ssize_t row) except -1:
@@ -133,8 +165,7 @@ cdef class FixedKernel(WindowKernel):
             bucket = self.buckets.pop(start, None)
             if bucket is None:
                 continue
-            if bucket is self.last:
-                self.last = None
+            self._forget(start)
             for r in range(bucket.n):
                 if bucket.meta[r].persisted:
                     self.deletes.append((bucket.keys[r], start))
@@ -196,7 +227,7 @@ cdef class FixedKernel(WindowKernel):
                 _set_accumulators(&self.layout, bucket.accs + row * self.naggs, values)
         except (Unrepresentable, OverflowError):
             self.buckets = {}
-            self.last = None
+            self.recent = [None] * RECENT
             self._migrate().restore(entries)
             return
         self.unfired = sorted(self.buckets)
@@ -228,5 +259,5 @@ cdef class FixedKernel(WindowKernel):
         ref.purge_at[:] = self.purge_at
         ref.stragglers[:] = self.stragglers
         self.buckets = {}
-        self.last = None
+        self.recent = [None] * RECENT
         return 0

@@ -16,34 +16,21 @@ Every setting comes from `KafkaSettings` (``STREAMCORE_KAFKA_*`` variables).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamcore.base.errors import ConfigError
 from streamcore.base.records import Headers
-from streamcore.io.kafka_settings import ENV_PREFIX, KafkaSettings
+from streamcore.io.kafka_batches import OutRecord, send_batches
+from streamcore.io.kafka_settings import ENV_PREFIX, KafkaSettings, kafka_partition
 from streamcore.io.kafka_source import KafkaPartitionSource
 from streamcore.io.transport import TopicSpec
 from streamcore.state.store import TaskStore
 
 log = logging.getLogger("streamcore.kafka")
-
-T = TypeVar("T")
-SEND_YIELD_EVERY = 512
-"""Records handed to the producer between yields to the loop, so a large flush does not stall it."""
-
-
-async def _yielding(items: list[T]) -> AsyncIterator[T]:
-    """The items in order, yielding to the loop every `SEND_YIELD_EVERY`, so a large send does not stall it."""
-    for i, item in enumerate(items):
-        yield item
-        if i % SEND_YIELD_EVERY == SEND_YIELD_EVERY - 1:
-            await asyncio.sleep(0)
 
 
 class KafkaBroker:
@@ -146,6 +133,7 @@ class KafkaSink:
         self.broker = broker
         self.topic = topic
         self._buffer: list[tuple[bytes | None, bytes, int, Headers, int | None]] = []
+        self._round_robin = 0
 
     def add(
         self, key: bytes | None, value: bytes, timestamp: int, headers: Headers = (), partition: int | None = None
@@ -161,20 +149,17 @@ class KafkaSink:
         if not self._buffer:
             return
         buffered, self._buffer = self._buffer, []
-        producer = self.broker.producer
-        delivered = []
-        async for key, value, timestamp, headers, partition in _yielding(buffered):
-            delivered.append(
-                await producer.send(
-                    self.topic,
-                    value,
-                    key=key,
-                    partition=partition,
-                    timestamp_ms=timestamp,
-                    headers=list(headers) or None,
-                )
-            )
-        await asyncio.gather(*delivered)
+        partitions = self.broker.partitions(self.topic)
+        records: list[OutRecord] = []
+        for key, value, timestamp, headers, partition in buffered:
+            if partition is None:
+                if key is None:
+                    partition = self._round_robin % partitions
+                    self._round_robin += 1
+                else:
+                    partition = kafka_partition(key, partitions)  # as Kafka's default partitioner
+            records.append((partition, key, value, timestamp, headers))
+        await send_batches(self.broker.producer, self.topic, records)
 
 
 class KafkaGroup(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -252,14 +237,11 @@ class KafkaChangelog:
     async def flush(self) -> int:
         """Send what was appended; return the offset after it (the next one)."""
         pending, self._pending = self._pending, []
-        producer = self.broker.producer
-        delivered = []
-        async for key, value in _yielding(pending):
-            delivered.append(await producer.send(self.topic, value, key=key, partition=self.partition))
-        if not delivered:
+        if not pending:
             return -1
-        metadata = await asyncio.gather(*delivered)  # every record, not just the last: a failure anywhere counts
-        return int(metadata[-1].offset) + 1
+        records = [(self.partition, key, value, None, ()) for key, value in pending]
+        ends = await send_batches(self.broker.producer, self.topic, records)  # waits for every record
+        return ends[self.partition]
 
     async def restore(self, store: TaskStore) -> int:
         """Bring a partition's store up to this changelog; return the changelog records replayed.

@@ -51,6 +51,21 @@ class KafkaPartitionSource:
     def _take(self, records: Iterable[Any]) -> None:
         """Cut consumer records into batches of consecutive offsets (compaction and
         transaction markers leave gaps; a `RecordBatch` has none)."""
+        records = list(records)
+        if records and records[-1].offset - records[0].offset == len(records) - 1:  # no gap: columns at once
+            headers = [tuple(r.headers) for r in records] if any(r.headers for r in records) else None
+            self._ready.append(
+                RecordBatch(
+                    self.topic,
+                    self.tp.partition,
+                    records[0].offset,
+                    [b"" if r.value is None else r.value for r in records],
+                    [r.timestamp for r in records],
+                    [r.key for r in records],
+                    headers,
+                )
+            )
+            return
         batch: RecordBatch | None = None
         for r in records:
             if batch is None or r.offset != batch.base_offset + len(batch.values):
