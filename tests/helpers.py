@@ -73,3 +73,21 @@ def use_python_references(monkeypatch: Any) -> None:
     monkeypatch.setattr(frame_format, "fast_split_values", split.split_values)
     monkeypatch.setattr(frame_format, "fast_split_keys", split.split_keys)
     monkeypatch.setattr(compiled_windows, "_kernel", None)
+
+
+class RecordingContext:
+    """An operator context for driving one operator by hand: records what it emits
+    (each value as its repr, so 1 and 1.0 differ) and admits every event."""
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[Any, str, int]] = []
+
+    def emit(self, key: Any, value: Any, ts: int) -> None:
+        self.emitted.append((key, repr(value), ts))
+
+    @staticmethod
+    def admit(ts: int) -> None:
+        return None
+
+    def fail_output(self, key: Any, value: Any, ts: int, error: BaseException) -> None:
+        raise AssertionError(f"no result may fail here: {error}")

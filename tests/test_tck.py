@@ -45,6 +45,15 @@ def _check(case: dict[str, Any], workdir: Path, expected: dict[str, Any] | None 
     assert not problems, f"{case.get('name')}:\n" + "\n".join(problems)
 
 
+def _check_generated(rng: random.Random, count: int, tmp_path: Path) -> None:
+    """`count` random cases of the generator, each in its own work directory."""
+    gen = tck.generator()
+    for i in range(count):
+        workdir = tmp_path / f"case{i}"
+        workdir.mkdir()
+        _check(gen.random_case(rng, i, 400), workdir)
+
+
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_public_case_matches_stored_expectations(path: Path, tmp_path: Path) -> None:
     _check(_load(path), tmp_path)
@@ -63,23 +72,13 @@ def test_generated_cases_of_an_untuned_seed(tmp_path: Path) -> None:
     """`GENERATED` random cases of a seed drawn for this run (printed, to rerun a failure)."""
     seed = int(os.environ.get("STREAMCORE_TCK_SEED", time.time_ns() % 2**32))
     print(f"generated TCK cases: seed {seed} (STREAMCORE_TCK_SEED={seed} reruns them)")
-    gen, rng = tck.generator(), random.Random(seed)
-    for i in range(GENERATED):
-        case = gen.random_case(rng, i, 400)
-        workdir = tmp_path / f"case{i}"
-        workdir.mkdir()
-        _check(case, workdir)
+    _check_generated(random.Random(seed), GENERATED, tmp_path)
 
 
 @pytest.mark.parametrize("seed", [3, 17])
 def test_generated_cases(seed: int, tmp_path: Path) -> None:
     """Forty random cases per fixed seed, all shapes the generator knows."""
-    gen, rng = tck.generator(), random.Random(seed)
-    for i in range(40):
-        case = gen.random_case(rng, i, 400)
-        workdir = tmp_path / f"case{i}"
-        workdir.mkdir()
-        _check(case, workdir)
+    _check_generated(random.Random(seed), 40, tmp_path)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -108,20 +107,10 @@ def test_public_case_on_the_pure_python_kernels(path: Path, tmp_path: Path, monk
 
 def test_generated_cases_on_the_generic_aggregation_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMCORE_GENERIC_AGGREGATIONS", "1")
-    gen, rng = tck.generator(), random.Random(99)
-    for i in range(40):
-        case = gen.random_case(rng, i, 400)
-        workdir = tmp_path / f"case{i}"
-        workdir.mkdir()
-        _check(case, workdir)
+    _check_generated(random.Random(99), 40, tmp_path)
 
 
 def test_generated_cases_on_the_python_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Forty random cases on the compiled kernels' Python references (the other tests run the kernels)."""
     use_python_references(monkeypatch)
-    gen, rng = tck.generator(), random.Random(5)
-    for i in range(40):
-        case = gen.random_case(rng, i, 400)
-        workdir = tmp_path / f"case{i}"
-        workdir.mkdir()
-        _check(case, workdir)
+    _check_generated(random.Random(5), 40, tmp_path)

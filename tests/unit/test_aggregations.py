@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+from helpers import RecordingContext
 from hypothesis import given
 from hypothesis import strategies as st
 from streamcore.operators import Count, CountDistinct, Max, Mean, Min, Sum
@@ -95,23 +96,6 @@ def _fold(agg: CountDistinct, values: list[Any]) -> list[Any]:
     return acc
 
 
-class _Recorder:
-    """An operator context that records what the operator emits."""
-
-    def __init__(self) -> None:
-        self.emitted: list[tuple[Any, Any, int]] = []
-
-    def emit(self, key: Any, value: Any, ts: int) -> None:
-        self.emitted.append((key, dict(value), ts))
-
-    @staticmethod
-    def admit(ts: int) -> None:
-        return None
-
-    def fail_output(self, *args: Any) -> None:
-        raise AssertionError(f"no result should fail: {args}")
-
-
 class _Writer:
     def __init__(self) -> None:
         self.entries: dict[bytes, bytes | None] = {}
@@ -134,7 +118,7 @@ def _drive(kind: str, events: list[tuple[str, int, Any]], generic: bool) -> Any:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STREAMCORE_GENERIC_AGGREGATIONS", "1" if generic else "0")
         patch.setattr(compiled_windows, "_kernel", None)
-        context = _Recorder()
+        context = RecordingContext()
         operator = WindowAggregateSpec("w", kind, aggs, 40, **shape[kind]).build(context)  # type: ignore[arg-type]
     assert (operator.fused is None) == generic  # type: ignore[attr-defined]
     late, watermark, writer = [], -math.inf, _Writer()

@@ -8,26 +8,12 @@ import sys
 from array import array
 
 import pytest
+from helpers import RecordingContext
 from hypothesis import given
 from hypothesis import strategies as st
 from streamcore.operators import Count, Tumbling, compiled_windows
 
 from streamcore.io.log import split
-
-
-class _Context:
-    """What a window operator is built with, for building one only."""
-
-    def emit(self, key: object, value: object, ts: int) -> None:
-        return None
-
-    @staticmethod
-    def admit(ts: int) -> None:
-        return None
-
-    def fail_output(self, key: object, value: object, ts: int, error: BaseException) -> None:
-        return None
-
 
 REQUIRED = os.environ.get("STREAMCORE_REQUIRE_EXTENSIONS") in ("1", "true", "yes") or os.environ.get("CI") == "true"
 
@@ -39,7 +25,9 @@ def test_the_compiled_kernels_are_loaded() -> None:
     assert split.COMPILED, "installed with STREAMCORE_REQUIRE_EXTENSIONS=1, yet streamcore.io.log._split did not load"
     assert split.fast_split_values is not split.split_values
     assert compiled_windows.COMPILED, "streamcore.operators._fixed_kernel did not load"
-    operator = Tumbling(10).aggregate_operator({"n": Count()}, allowed_lateness_ms=0, name="w").build(_Context())
+    operator = (
+        Tumbling(10).aggregate_operator({"n": Count()}, allowed_lateness_ms=0, name="w").build(RecordingContext())
+    )
     assert type(operator).__name__ == "FixedKernel", "tumbling windows do not run on the kernel"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import produce, run, use_python_references
+from helpers import RecordingContext, produce, run, use_python_references
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamcore.operators import Count, Max, Mean, Min, Session, Sliding, Sum, Tumbling, compiled_windows
@@ -37,21 +37,6 @@ pytestmark = pytest.mark.skipif(not compiled_windows.COMPILED, reason="the compi
 AGGS = {"n": Count(), "total": Sum("v"), "avg": Mean("v"), "lo": Min("v"), "hi": Max("v"), "w": Sum("w")}
 SHAPES = {"tumbling": {"size": 100, "slide": 100}, "sliding": {"size": 100, "slide": 25}, "session": {"gap": 30}}
 KINDS = list(SHAPES)
-
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.emitted: list[tuple[Any, Any, int]] = []
-
-    def emit(self, key: Any, value: Any, ts: int) -> None:
-        self.emitted.append((key, repr(value), ts))
-
-    @staticmethod
-    def admit(ts: int) -> None:
-        return None
-
-    def fail_output(self, key: Any, value: Any, ts: int, error: BaseException) -> None:
-        raise AssertionError(f"no result may fail here: {error}")
 
 
 class _Writer:
@@ -73,7 +58,7 @@ class _Writer:
         self.state.pop(key, None)
 
 
-def _build(kind: str, compiled: bool, recorder: _Recorder) -> Any:
+def _build(kind: str, compiled: bool, recorder: RecordingContext) -> Any:
     spec = WindowAggregateSpec("w", kind, AGGS, 40, **SHAPES[kind])
     reference = SessionWindows if kind == "session" else FixedWindows
     if compiled:
@@ -89,7 +74,7 @@ def _build(kind: str, compiled: bool, recorder: _Recorder) -> Any:
 
 def _drive(kind: str, events: list[tuple[str, int, Any, Any]], compiled: bool, restart_at: int) -> Any:
     """Events, watermarks and checkpoints into one operator; restart from the checkpoints at `restart_at`."""
-    recorder = _Recorder()
+    recorder = RecordingContext()
     operator = _build(kind, compiled, recorder)
     late, watermark, writer = [], -math.inf, _Writer()
     for i, (key, ts, v, w) in enumerate(events):
@@ -136,7 +121,7 @@ def test_the_kernel_equals_the_reference_operator(kind: str, events: list[Any], 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_integer_past_64_bits_hands_the_state_to_the_reference(kind: str) -> None:
-    recorder = _Recorder()
+    recorder = RecordingContext()
     operator = _build(kind, True, recorder)
     operator.process("a", {"v": 1, "w": 2**63 - 1}, 5)
     assert operator.reference is None
