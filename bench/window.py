@@ -1,13 +1,17 @@
 """Benchmark: a keyed windowed count and sum, plain Python loop vs the engine.
 
-    python bench/window.py [--job tumbling|hopping|session] [--events N] [--partitions P] [--keep DIR]
+    python bench/window.py [--job tumbling|hopping|session] [--events N] [--partitions P]
+                           [--appends-per-ms K] [--keep DIR]
 
 Jobs: ``tumbling`` 60 s windows; ``hopping`` 60 s windows every 10 s (each event in six);
 ``session`` windows per card closed after a 30 s gap.
 
 The workload is the peers' (``../shared/bench/peers/gen.py``): 10,000 cards chosen
 uniformly, amount uniform in 1..500, event i at ``T0 + i - d`` with d uniform in
-0..5000 ms, so 5 s of bounded disorder and about 1 ms of event time per event.
+0..5000 ms, so 5 s of bounded disorder and about 1 ms of event time per event. The log
+gets the same append time (one record per ms) unless ``--appends-per-ms K`` packs K
+records into each ms, as a busy topic (or a backlog written fast) would: the embedded
+source merges partitions by append time, in 100 ms ticks.
 
 Both contenders run in this process, one after the other, on the same bytes:
 
@@ -221,6 +225,13 @@ def main() -> int:
     ap.add_argument("--job", choices=sorted(JOBS), default="tumbling")
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--partitions", type=int, default=1)
+    ap.add_argument(
+        "--appends-per-ms",
+        type=int,
+        default=1,
+        help="records appended per ms of append time (1: one per ms, as the events' own times; "
+        "a busy topic appends many, which is what the embedded source merges partitions by)",
+    )
     ap.add_argument("--keep", help="keep the work directory here")
     args = ap.parse_args()
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="streamcore-bench-"))
@@ -234,7 +245,7 @@ def main() -> int:
         for i in range(0, len(lines), 50_000):  # keyed by card; append time = place in the stream
             chunk = lines[i : i + 50_000]
             keys = [line[9 : line.index(b'"', 9)] for line in chunk]
-            producer.send_many(chunk, list(range(i, i + len(chunk))), keys)
+            producer.send_many(chunk, [j // args.appends_per_ms for j in range(i, i + len(chunk))], keys)
         log.close()
         del lines
 
