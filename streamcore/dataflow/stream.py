@@ -155,6 +155,10 @@ class Stream:
         """Group keyed events into event-time windows; follow with `.aggregate(...)`."""
         if not hasattr(window, "aggregate_operator"):
             raise ConfigError("window", f"expected a window such as Tumbling('1m'), got {window!r}")
+        if not any(isinstance(step, KeyByStep) for step in self._steps):
+            # windows are per key: without one every window's key would be None, which no
+            # checkpoint can store (it used to stop the run at its first checkpoint)
+            raise ConfigError("window", "windows are per key: key the stream first, e.g. .key_by('card').window(...)")
         return WindowedStream(self, window, to_ms(allowed_lateness, "window.allowed_lateness"))
 
     def process(self, spec: OperatorSpec) -> Stream:

@@ -18,7 +18,13 @@ def app_with_stream() -> tuple[App, Any]:
     return app, app.stream(topic, event_time=EventTime("ts")).key_by("k")
 
 
+def unkeyed_stream() -> Any:
+    app = App("v")
+    return app.stream(app.topic("in"), event_time=EventTime("ts"))
+
+
 CASES: list[tuple[str, Callable[[], Any], str]] = [
+    ("window of an unkeyed stream", lambda: unkeyed_stream().window(Tumbling("1s")), "window"),
     ("zero window size", lambda: Tumbling(0), "window.size"),
     ("negative window size", lambda: Tumbling(-5), "window.size"),
     ("unreadable duration", lambda: Tumbling("ten seconds"), "window.size"),
