@@ -32,10 +32,11 @@ DEMOS = {"fraud": "streamcore.apps.fraud.demo", "payments": "streamcore.apps.pay
 def _kernels() -> dict[str, bool]:
     """Each compiled kernel, and whether it is the one running (importing a module loads its kernel)."""
     from streamcore.base import kernels
+    from streamcore.io import merge  # noqa: F401
     from streamcore.io.log import split  # noqa: F401
     from streamcore.operators import compiled_windows  # noqa: F401
 
-    return kernels.active()
+    return dict(sorted(kernels.active().items()))
 
 
 def _version() -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from bisect import bisect_left
 from collections.abc import Mapping
-from heapq import heappop, heappush
 
 from streamcore.base.errors import OffsetOutOfRange
 from streamcore.base.records import Batches, Headers, RecordBatch
@@ -15,6 +13,7 @@ from streamcore.io.log import EmbeddedLog, PartitionReader, TopicConfig
 from streamcore.io.log.format import PackedValues
 from streamcore.io.log.topics import APPENDS, partition_for
 from streamcore.io.log.watch import DirectoryWatch
+from streamcore.io.merge import fast_plan_runs
 from streamcore.io.transport import Control, TopicSpec
 
 MERGE_TICK_MS = 100
@@ -55,13 +54,8 @@ class EmbeddedSource:
         self._readers: list[PartitionReader] = []
         self._ends: dict[int, int] = {}
         self._heads: list[RecordBatch | None] = []
+        """Per partition, its read-ahead; records before its cursor were handed out."""
         self._cursors: list[int] = []
-        self._keys: list[tuple[int, int] | None] = []
-        """Per partition, (tick, partition) of its next record, or None when it has none in hand."""
-        self._order: list[tuple[int, int]] = []
-        """A heap of those keys; an entry counts while it equals its partition's key (lazy removal)."""
-        self._look: set[int] = set()
-        """Partitions to look at in the next fetch: the one just read from, and those without a record."""
         self._appended = asyncio.Event()
         """Set when records may have been appended since the last fetch began."""
         self._unsubscribe = APPENDS.subscribe(log.root, topic, self._appended.set)
@@ -92,9 +86,6 @@ class EmbeddedSource:
             self._watch = DirectoryWatch.start(directories, self._appended.set)
         self._heads = [None] * len(self._readers)
         self._cursors = [0] * len(self._readers)
-        self._keys = [None] * len(self._readers)
-        self._order = []
-        self._look = set(range(len(self._readers)))
         if self.until_end:
             self._ends = ends
         return moved
@@ -103,7 +94,6 @@ class EmbeddedSource:
         """From now on, treat the current end of every partition as the end of input."""
         self.until_end = True
         self._ends = self.log.end_offsets(self.topic)
-        self._look = set(range(len(self._readers)))
 
     def _head(self, i: int, max_records: int) -> RecordBatch | None:
         """The unread part of partition i's read-ahead, reading more if it is used up."""
@@ -126,65 +116,29 @@ class EmbeddedSource:
 
         Runs of several partitions come back together (`Batches`), as many as are in hand:
         at 16 partitions a run holds a handful of records, and each fetch costs the runner
-        the same however many it returns.
+        the same however many it returns. The order is decided by `merge.plan_runs`
+        (compiled where it was built).
         """
         self._appended.clear()  # an append from now on ends the next `wait` at once
-        first = self._next_run(max_records)
-        if not isinstance(first, RecordBatch):
-            return first
-        runs = [first]
-        left = max_records - len(first)
+        heads, runs, left = self._heads, [], max_records
         while left > 0:
-            run = self._next_run(left)
-            if not isinstance(run, RecordBatch):
-                break
-            runs.append(run)
-            left -= len(run)
-        return first if len(runs) == 1 else Batches(runs)
-
-    def _next_run(self, max_records: int) -> RecordBatch | Control | None:
-        """The next run of one partition in the merge order, at most `max_records` long.
-
-        Only the partitions whose next record may have changed are looked at (the one read
-        from last, and those that had none in hand), and the earliest two come from a heap,
-        so a run costs the same with 16 partitions as with one.
-        """
-        keys, order = self._keys, self._order
-        for i in self._look:
-            self._find_next(i, max_records)
-        self._look = {i for i in self._look if keys[i] is None and not self._at_end(i)}  # the others hold one
-        while order and keys[order[0][1]] != order[0]:
-            heappop(order)  # stale: that partition's next record changed since
-        if not order:
+            for i, head in enumerate(heads):  # read ahead where nothing is in hand
+                if (head is None or self._cursors[i] >= len(head.values)) and not self._at_end(i):
+                    self._head(i, max_records)
+            stamps = [None if head is None else head.timestamps for head in heads]
+            planned = fast_plan_runs(stamps, self._cursors, self.tick, left)
+            for i, start, stop in planned:
+                head = heads[i]
+                assert head is not None
+                runs.append(head.slice(start, stop))
+                left -= stop - start
+            if not planned or self._cursors[planned[-1][0]] < len(stamps[planned[-1][0]] or ()):
+                break  # nothing in hand, or the records asked for are planned
+        if not runs:
             if self.until_end and all(r.position >= self._ends[r.partition] for r in self._readers):
                 return Control.END_OF_INPUT
             return None
-        first = heappop(order)
-        while order and keys[order[0][1]] != order[0]:
-            heappop(order)
-        second = order[0] if order else None
-        i = first[1]
-        keys[i] = None  # it is read from now: look at it again in the next fetch
-        self._look.add(i)
-        head = self._heads[i]
-        assert head is not None
-        start = self._cursors[i]
-        stop = min(len(head), start + max_records)
-        if second is not None:  # stop where the other partition's next record comes first
-            bound_tick, bound_i = second
-            bound = (bound_tick + 1 if i < bound_i else bound_tick) * self.tick
-            stop = max(start + 1, min(stop, bisect_left(head.timestamps, bound, start, stop)))
-        self._cursors[i] = stop
-        return head.slice(start, stop)
-
-    def _find_next(self, i: int, max_records: int) -> None:
-        """Partition i's key for the merge, from its read-ahead (read more if it is used up)."""
-        head = self._head(i, max_records)
-        key = None if head is None else (head.timestamps[self._cursors[i]] // self.tick, i)
-        if key != self._keys[i]:
-            self._keys[i] = key
-            if key is not None:
-                heappush(self._order, key)
+        return runs[0] if len(runs) == 1 else Batches(runs)
 
     def _at_end(self, i: int) -> bool:
         """With `until_end`, partition i has nothing more to give (no need to look at it again)."""

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from streamcore.operators import Count, Tumbling, compiled_windows
 
+from streamcore.io import merge
 from streamcore.io.log import split
 
 REQUIRED = os.environ.get("STREAMCORE_REQUIRE_EXTENSIONS") in ("1", "true", "yes") or os.environ.get("CI") == "true"
@@ -34,7 +35,9 @@ def test_the_compiled_kernels_are_loaded() -> None:
 def test_version_says_which_path_is_active() -> None:
     out = subprocess.run([sys.executable, "-m", "streamcore.cli.main", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("streamcore 0.1.0")
-    assert ("compiled kernels: frame decoding, windows" if split.COMPILED else "pure Python") in out.stdout
+    assert (
+        "compiled kernels: frame decoding, partition merge, windows" if split.COMPILED else "pure Python"
+    ) in out.stdout
     pure = subprocess.run(
         [sys.executable, "-m", "streamcore.cli.main", "--version"],
         capture_output=True,
@@ -66,3 +69,25 @@ def test_the_compiled_split_refuses_lengths_past_the_body() -> None:
 
     with pytest.raises(ValueError, match="past the end"):
         _split.split_values(b"abc", 0, array("I", [2, 2]))
+
+
+@pytest.mark.skipif(not merge.COMPILED, reason="the compiled merge planner is not built here")
+@given(
+    heads=st.lists(
+        st.one_of(st.none(), st.lists(st.integers(-(2**40), 2**40), max_size=12).map(sorted)), min_size=1, max_size=6
+    ),
+    tick=st.integers(1, 300),
+    max_records=st.integers(1, 40),
+    data=st.data(),
+)
+def test_the_compiled_merge_plans_the_runs_of_the_reference(
+    heads: list[list[int] | None], tick: int, max_records: int, data: st.DataObject
+) -> None:
+    from streamcore.io import _merge  # type: ignore[attr-defined]
+
+    cursors = [0 if h is None else data.draw(st.integers(0, len(h))) for h in heads]
+    stamps = [None if h is None else array("q", h) for h in heads]
+    reference_cursors, compiled_cursors = list(cursors), list(cursors)
+    expected = merge.plan_runs(stamps, reference_cursors, tick, max_records)
+    assert _merge.plan_runs(stamps, compiled_cursors, tick, max_records) == expected
+    assert compiled_cursors == reference_cursors
