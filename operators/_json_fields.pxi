@@ -1,10 +1,10 @@
 # Included by `_fixed_kernel.pyx`: an event's time, key and numbers read straight from its JSON bytes.
 #
-# `_scan_fields` reads a flat JSON object whose strings are plain ASCII (no escapes),
+# `_scan_fields` reads a flat JSON object whose strings are UTF-8 without escapes,
 # whose values are strings, numbers, true, false or null, and finds in it the fields a
 # window needs. It reads exactly what orjson reads (a field given twice: the last one;
 # a decimal: correctly rounded) or gives up, returning 0, on anything else: an escape,
-# a non-ASCII byte, nesting, a missing or mistyped field, a number that may not fit 64
+# bytes that are not UTF-8, nesting, a missing or mistyped field, a number that may not fit 64
 # bits, any malformed byte. A record it gives up on goes through the task's Python path,
 # which decides (and names) what is wrong with it, if anything.
 
@@ -45,16 +45,53 @@ cdef inline Py_ssize_t _skip_ws(const unsigned char* p, Py_ssize_t pos, Py_ssize
 
 
 cdef inline Py_ssize_t _string_end(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n) noexcept:
-    """Index of the closing quote of a string starting after `pos`, or -1 if it is not plain ASCII."""
+    """Index of the closing quote of a string starting at `pos`, or -1: an escape, a control
+    character or bytes that are not UTF-8 (orjson refuses those) leave it to the Python path."""
     cdef unsigned char c
+    cdef Py_ssize_t width
     while pos < n:
         c = p[pos]
         if c == 34:  # "
             return pos
-        if c < 32 or c >= 128 or c == 92:  # control, non-ASCII, backslash: the Python path
+        if c < 32 or c == 92:  # control, backslash
             return -1
-        pos += 1
+        if c < 128:
+            pos += 1
+            continue
+        width = _utf8_width(p, pos, n)
+        if width < 0:
+            return -1
+        pos += width
     return -1
+
+
+cdef inline Py_ssize_t _utf8_width(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n) noexcept:
+    """Bytes of the well-formed UTF-8 sequence at `pos` (RFC 3629: no overlong forms, no
+    surrogates, nothing past U+10FFFF), or -1."""
+    cdef unsigned char c = p[pos], lo = 0x80, hi = 0xBF
+    cdef Py_ssize_t width, i
+    if 0xC2 <= c <= 0xDF:
+        width = 2
+    elif 0xE0 <= c <= 0xEF:
+        width = 3
+        if c == 0xE0:
+            lo = 0xA0
+        elif c == 0xED:
+            hi = 0x9F  # U+D800..U+DFFF are surrogates
+    elif 0xF0 <= c <= 0xF4:
+        width = 4
+        if c == 0xF0:
+            lo = 0x90
+        elif c == 0xF4:
+            hi = 0x8F
+    else:
+        return -1
+    if pos + width > n or not (lo <= p[pos + 1] <= hi):
+        return -1
+    for i in range(2, width):
+        if not (0x80 <= p[pos + i] <= 0xBF):
+            return -1
+    return width
 
 
 cdef Py_ssize_t _number(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n, Num* out) except -2:

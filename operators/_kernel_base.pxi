@@ -132,12 +132,16 @@ cdef class WindowKernel:
         return False if status == WAS_LATE else None
 
     def raw_scanner(self, str ts_field, str key_field):
-        """`scan` for records timed and keyed by these fields, or None if a name is not plain ASCII."""
+        """`scan` for records timed and keyed by these fields, or None if a name could not appear
+        in JSON unescaped (a quote, a backslash, a control character, an unpaired surrogate)."""
         cdef int i
         names = [ts_field, key_field, *self.field_names]
-        if not all(name.isascii() and name.isprintable() and '"' not in name and "\\" not in name for name in names):
+        if not all(name.isprintable() and '"' not in name and "\\" not in name for name in names):
             return None
-        self.name_bytes = [name.encode() for name in names]  # kept: `names` points into them
+        try:
+            self.name_bytes = [name.encode() for name in names]  # kept: `names` points into them
+        except UnicodeEncodeError:
+            return None
         for i in range(len(names)):
             self.names.name[i] = <const unsigned char*>PyBytes_AS_STRING(self.name_bytes[i])
             self.names.length[i] = PyBytes_GET_SIZE(self.name_bytes[i])
@@ -167,7 +171,7 @@ cdef class WindowKernel:
             if type(raw) is not bytes or not _scan_fields(<bytes>raw, &self.names, &rec) or rec.ts > future_limit:
                 return (i, SCAN_SLOW, 0)
             p = PyBytes_AS_STRING(raw)
-            status = self._add(PyUnicode_DecodeASCII(p + rec.key_at, rec.key_len, NULL), rec.ts, rec.values)
+            status = self._add(PyUnicode_DecodeUTF8(p + rec.key_at, rec.key_len, NULL), rec.ts, rec.values)
             if status == OVERFLOW:
                 return (i, SCAN_SLOW, 0)
             if status == WAS_LATE:

@@ -12,8 +12,8 @@ and how records come in:
   double with the Python type they stand for, so results and checkpoints are the
   Python values bit for bit;
 * `scan` reads records straight from their JSON bytes (`_scan_fields`): a flat object
-  of ASCII strings, plain numbers and literals is read without building a dict; any
-  other record (escapes, non-ASCII, nesting, a missing or mistyped field, ...) is left
+  of UTF-8 strings, plain numbers and literals is read without building a dict; any
+  other record (escapes, bytes that are not UTF-8, nesting, a missing or mistyped field, ...) is left
   to the task's Python path, which runs it through `process` on the same state;
 * a value C cannot hold exactly (an integer beyond 64 bits, a sum that would
   overflow) hands the whole state to the Python reference (`_migrate`), which goes on
@@ -23,7 +23,7 @@ and how records come in:
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.ref cimport PyObject
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.math cimport floor, isfinite
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t
 from libc.string cimport memcmp, memcpy

@@ -178,6 +178,20 @@ key_spellings = st.one_of(
             b'["a"]',
         ]
     ),
+    _spelled(  # UTF-8 the kernel reads, and bytes that are not UTF-8 (orjson refuses them)
+        [
+            b'"\xe2\x82\xac"',  # euro sign
+            b'"\xf0\x9f\x99\x82"',  # emoji
+            b'"\xc2\x80"',  # a C1 control: allowed unescaped in JSON
+            b'"\xef\xbf\xbf"',  # U+FFFF
+            b'"\xc0\xaf"',  # overlong
+            b'"\xe0\x80\xaf"',  # overlong
+            b'"\xed\xa0\x80"',  # an encoded surrogate
+            b'"\xf4\x90\x80\x80"',  # past U+10FFFF
+            b'"\xe2\x82"',  # cut short
+            b'"\xf0\x9f\x99"',  # cut short
+        ]
+    ),
 )
 number_spellings = st.one_of(
     st.integers(-(10**6), 10**6).map(lambda i: str(i).encode()),
