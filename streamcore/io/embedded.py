@@ -132,8 +132,8 @@ class EmbeddedSource:
                 assert head is not None
                 runs.append(head.slice(start, stop))
                 left -= stop - start
-            if not planned or self._cursors[planned[-1][0]] < len(stamps[planned[-1][0]] or ()):
-                break  # nothing in hand, or the records asked for are planned
+            if not planned:
+                break  # nothing in hand (a plan that stops short leaves a read-ahead to refill)
         if not runs:
             if self.until_end and all(r.position >= self._ends[r.partition] for r in self._readers):
                 return Control.END_OF_INPUT
