@@ -41,17 +41,10 @@ cdef class Sessions:
 
     cdef Py_ssize_t add(self, int64_t ident) except -1:
         cdef Py_ssize_t row = self.n, cap
-        cdef void* grown
         if row == self.cap:
             cap = 4 if self.cap == 0 else self.cap * 2
-            grown = PyMem_Realloc(self.rows, cap * sizeof(Session))
-            if grown == NULL:
-                raise MemoryError()
-            self.rows = <Session*>grown
-            grown = PyMem_Realloc(self.accs, cap * self.naggs * sizeof(Acc) + sizeof(Acc))
-            if grown == NULL:
-                raise MemoryError()
-            self.accs = <Acc*>grown
+            self.rows = <Session*>_resized(self.rows, cap * sizeof(Session))
+            self.accs = <Acc*>_resized(self.accs, cap * self.naggs * sizeof(Acc) + sizeof(Acc))
             self.cap = cap
         self.rows[row].ident = ident
         self.rows[row].revision = 0

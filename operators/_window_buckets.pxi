@@ -31,6 +31,15 @@ cdef struct Meta:
     uint8_t fired
     uint8_t persisted
 
+
+cdef void* _resized(void* block, size_t size) except NULL:
+    """`block` grown (or moved) to `size` bytes; MemoryError if there is no room."""
+    cdef void* grown = PyMem_Realloc(block, size)
+    if grown == NULL:
+        raise MemoryError()
+    return grown
+
+
 cdef class Bucket:
     """The windows starting at `start`: row i is key ``keys[i]``."""
 
@@ -58,17 +67,10 @@ cdef class Bucket:
 
     cdef Py_ssize_t add_row(self, str key, int64_t epoch) except -1:
         cdef Py_ssize_t row = self.n, cap
-        cdef void* grown
         if row == self.cap:
             cap = 16 if self.cap == 0 else self.cap * 2
-            grown = PyMem_Realloc(self.meta, cap * sizeof(Meta))
-            if grown == NULL:
-                raise MemoryError()
-            self.meta = <Meta*>grown
-            grown = PyMem_Realloc(self.accs, cap * self.naggs * sizeof(Acc) + sizeof(Acc))
-            if grown == NULL:
-                raise MemoryError()
-            self.accs = <Acc*>grown
+            self.meta = <Meta*>_resized(self.meta, cap * sizeof(Meta))
+            self.accs = <Acc*>_resized(self.accs, cap * self.naggs * sizeof(Acc) + sizeof(Acc))
             self.cap = cap
         self.rows[key] = row
         self.keys.append(key)
