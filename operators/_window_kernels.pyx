@@ -37,3 +37,5 @@ include "_kernel_base.pxi"
 include "_fixed_kernel.pxi"
 include "_session_kernel.pxi"
 
+MAX_AGGREGATIONS = MAX_FIELDS
+"""Aggregations, and distinct fields they read, a kernel holds (`compiled_windows` falls back beyond)."""

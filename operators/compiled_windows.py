@@ -4,7 +4,7 @@ The kernels keep the windows of built-in aggregations (`Count`, `Sum`, `Min`, `M
 `Mean`) in C arrays and read records straight from their JSON bytes; `FixedWindows`
 and `SessionWindows` stay the references. A kernel applies when it was built (and
 ``STREAMCORE_PURE_PYTHON`` does not ask for the references), every aggregation is
-built-in, and there are at most eight of them and eight distinct fields; otherwise the
+built-in, and there are at most `MAX_AGGREGATIONS` (eight) of them; otherwise the
 functions here return None and the reference runs. A kernel hands its state to its
 reference the moment a value leaves what C holds exactly (an integer beyond 64 bits),
 so results never depend on the path.
@@ -29,8 +29,6 @@ _kernel: Any = kernels.load("streamcore.operators._window_kernels", "windows")
 COMPILED = _kernel is not None
 
 _KINDS = {Count: 0, Sum: 1, Min: 2, Max: 3, Mean: 4}
-MAX_FIELDS = 8
-"""Distinct aggregated fields the kernel reads from a record (besides event time and key)."""
 
 
 def compiled_fixed_windows(spec: WindowShape, context: OperatorContext) -> Operator | None:
@@ -59,11 +57,9 @@ def _kernel_settings(
         return None
     names, aggs = tuple(spec.aggregations), tuple(spec.aggregations.values())
     fused = fuse(names, aggs)
-    if fused is None or len(aggs) > MAX_FIELDS:
+    if fused is None or len(aggs) > _kernel.MAX_AGGREGATIONS:
         return None
-    fields: tuple[str, ...] = fused.namespace["FIELDS"]
-    if len(fields) > MAX_FIELDS:
-        return None
+    fields: tuple[str, ...] = fused.namespace["FIELDS"]  # fewer than the aggregations, or as many
     return {
         "lateness": spec.allowed_lateness_ms,
         "kinds": [_KINDS[type(agg)] for agg in aggs],
