@@ -81,6 +81,13 @@ def worker(workdir: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def uninterrupted(workdir: Path) -> float:
+    """Run the worker to the end once; return how long it took (start-up included), in seconds."""
+    started = time.monotonic()
+    finish(worker(workdir), workdir)
+    return time.monotonic() - started
+
+
 def finish(proc: subprocess.Popen[bytes], workdir: Path) -> None:
     if proc.wait(timeout=300) != 0:
         tail = (workdir / "worker.log").read_text(errors="replace")[-2000:]
@@ -124,12 +131,32 @@ def differences(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
     return problems
 
 
-def run_with_kills(workdir: Path, kills: int, rnd: random.Random) -> int:
-    """Run to completion, killing the worker `kills` times; return how many kills landed mid-stream."""
+def _output_bytes(workdir: Path) -> int:
+    """How many bytes the output topics hold on disk (they grow as the worker processes)."""
+    return sum(f.stat().st_size for name in OUTPUTS for f in (workdir / "log" / name).rglob("*") if f.is_file())
+
+
+def _wait_for_progress(proc: subprocess.Popen[bytes], workdir: Path, timeout_s: float) -> None:
+    """Until the worker has written outputs since it started (or ended, or `timeout_s` passed)."""
+    before = _output_bytes(workdir)
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and _output_bytes(workdir) == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def run_with_kills(workdir: Path, kills: int, rnd: random.Random, run_s: float) -> int:
+    """Run to completion, killing the worker `kills` times; return how many kills landed mid-stream.
+
+    Each kill comes once the worker is processing (it has written outputs since it
+    started), after a random further part of a quarter of `run_s`, the time an
+    uninterrupted run took here: mid-stream however fast the worker is. A restarted
+    worker has less left to do, so a later kill may find it finished.
+    """
     landed = 0
     for _ in range(kills):
         proc = worker(workdir)
-        time.sleep(rnd.uniform(0.8, 1.6))
+        _wait_for_progress(proc, workdir, timeout_s=60)
+        time.sleep(rnd.uniform(0, 0.25) * run_s)
         if proc.poll() is not None:
             break  # it finished before we could kill it
         os.kill(proc.pid, signal.SIGKILL)
@@ -150,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     reference, chaotic = args.dir / "reference", args.dir / "chaotic"
     for d in (reference, chaotic):
         prepare(d, lines)
-    finish(worker(reference), reference)
-    landed = run_with_kills(chaotic, args.kills, random.Random(args.seed))
+    run_s = uninterrupted(reference)
+    landed = run_with_kills(chaotic, args.kills, random.Random(args.seed), run_s)
     problems = differences(outcome(reference), outcome(chaotic))
     print(f"{landed} kills landed mid-stream; {len(problems)} differences")
     for p in problems[:20]:

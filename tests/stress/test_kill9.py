@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.kill_restart import differences, finish, generate, outcome, prepare, run_with_kills, worker
+from chaos.kill_restart import differences, generate, outcome, prepare, run_with_kills, uninterrupted
 
 pytestmark = pytest.mark.slow
 
@@ -17,9 +17,9 @@ def test_kill_9_and_restart_gives_the_uninterrupted_results(tmp_path: Path) -> N
     reference, chaotic = tmp_path / "reference", tmp_path / "chaotic"
     prepare(reference, lines)
     prepare(chaotic, lines)
-    finish(worker(reference), reference)
+    run_s = uninterrupted(reference)
 
-    landed = run_with_kills(chaotic, kills=2, rnd=random.Random(5))
+    landed = run_with_kills(chaotic, kills=2, rnd=random.Random(5), run_s=run_s)
 
     assert landed >= 1, "the worker finished before it could be killed: make the input larger"
     expected, got = outcome(reference), outcome(chaotic)
