@@ -79,7 +79,7 @@ class WatermarkTracker:
     timestamp after it was processed. Both return True when W advanced.
     """
 
-    __slots__ = ("_idle", "_in_sync", "_live", "_ooo", "last_arrival", "partitions", "t0", "watermark", "wm")
+    __slots__ = ("_idle", "_in_sync", "_ooo", "last_arrival", "live", "partitions", "t0", "watermark", "wm")
 
     def __init__(self, partitions: Sequence[int], out_of_orderness_ms: int, idle_timeout_ms: int | None) -> None:
         self.partitions = tuple(partitions)
@@ -89,7 +89,8 @@ class WatermarkTracker:
         self.last_arrival: dict[int, int | None] = dict.fromkeys(self.partitions)
         self.t0: int | None = None
         self.watermark: float = NEG_INF
-        self._live: tuple[int, ...] = self.partitions
+        self.live: tuple[int, ...] = self.partitions
+        """The partitions not idle: W is the minimum of their watermarks."""
         self._in_sync = False
         """W is the minimum of the live partitions' watermarks (see `on_arrival`)."""
 
@@ -110,7 +111,7 @@ class WatermarkTracker:
             self._in_sync = True
             return self._recompute()
         t0, idle = self.t0, self._idle
-        self._live = tuple(
+        self.live = tuple(
             p for p in self.partitions if at - (t0 if (last := self.last_arrival[p]) is None else last) < idle
         )
         return self._recompute()
@@ -127,9 +128,11 @@ class WatermarkTracker:
         if candidate <= old:
             return False
         wm[partition] = candidate
-        if partition not in self._live:
+        if partition not in self.live or old > self.watermark:
+            # W is never below the live partitions' minimum, so a partition that was above W
+            # is not the minimum: raising it cannot move W (saves the minimum over all of them).
             return False
-        if len(self._live) == 1:
+        if len(self.live) == 1:
             if candidate > self.watermark:
                 self.watermark = candidate
                 return True
@@ -137,10 +140,10 @@ class WatermarkTracker:
         return self._recompute()
 
     def _recompute(self) -> bool:
-        if not self._live:
+        if not self.live:
             return False  # every partition idle: W stays as it is
         wm = self.wm
-        low = min(wm[p] for p in self._live)
+        low = min(wm[p] for p in self.live)
         if low > self.watermark:
             self.watermark = low
             return True
@@ -162,5 +165,5 @@ class WatermarkTracker:
             self.wm[p] = _decode_time(snapshot["wm"].get(str(p)))
             self.last_arrival[p] = snapshot["last_arrival"].get(str(p))
         self.t0 = snapshot["t0"]
-        self._live = self.partitions
+        self.live = self.partitions
         self._in_sync = False
