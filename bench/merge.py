@@ -36,8 +36,8 @@ async def read_all(log: EmbeddedLog) -> tuple[float, list[tuple[int, int, int]]]
     runs = []
     started = time.perf_counter()
     while isinstance(fetched := await source.fetch(4096), RecordBatch | Batches):
-        batches = fetched.runs if isinstance(fetched, Batches) else [fetched]
-        runs.extend((run.partition, run.base_offset, len(run.values)) for run in batches)
+        spans = fetched.spans if isinstance(fetched, Batches) else [(fetched, 0, len(fetched))]
+        runs.extend((batch.partition, batch.base_offset + start, stop - start) for batch, start, stop in spans)
     seconds = time.perf_counter() - started
     await source.close()
     return seconds, runs

@@ -1,8 +1,8 @@
 # Included by `_window_kernels.pyx`: what the fixed and session kernels share.
 #
 # `WindowKernel` is the part of the `Operator` protocol that does not depend on the
-# window kind: `process` (one decoded event: the task's Python path), `scan` (a batch
-# read straight from the records' bytes, see `streamcore.dataflow.operator.RawScan`),
+# window kind: `process` (one decoded event: the task's Python path), `scan` (runs of
+# records read straight from the records' bytes, see `streamcore.dataflow.operator.RawScan`),
 # the watermark, emitting a window's result, and handing the whole state to the Python
 # reference (`_migrate`) the moment a value leaves what C holds exactly. A kind adds
 # `_add` (one validated event), firing, checkpoints and `_export` (its state, in the
@@ -14,6 +14,7 @@ cdef enum:
     SCAN_SLOW = 1
     SCAN_LATE = 2
     SCAN_MOVED = 3
+    SCAN_ARRIVAL = 4
     # what adding an event did
     ADDED = 0
     WAS_LATE = 1
@@ -148,35 +149,77 @@ cdef class WindowKernel:
         self.names.count = self.nfields
         return self.scan
 
-    def scan(self, list values, Py_ssize_t i, object future_limit_time, object moves_above_time):
-        """Apply records from `i` on until one needs the task: ``(index, outcome, ts)``.
+    def scan(self, list spans, Py_ssize_t k, Py_ssize_t i, object future_limit_time, object tracker, set arrived):
+        """Apply the records of `spans` (``(batch, start, stop)``) from record `i` of span `k`
+        on, until one needs the task: ``(span, index, outcome, ts)``.
 
-        The two times are ints, or -inf / +inf (a float), as the tracker has them.
-
-        Outcomes: DONE (all applied); SLOW (record `index` untouched: run it through the
-        Python path); LATE (record `index` is late: write it to the late output); MOVED
-        (record `index` was applied and its time may move the watermark).
+        Outcomes: DONE (all applied); ARRIVAL (span `span` is the first of a partition not in
+        `arrived`: nothing applied from it yet); SLOW (record `index` untouched: run it
+        through the Python path); LATE (record `index` is late: write it to the late
+        output); MOVED (record `index` was applied and may move the watermark W: the task
+        observes it). `tracker` is the task's `WatermarkTracker`, which does not change
+        during a call. A record above its partition's `moves_above` raises that partition's
+        watermark; it can move W only if the partition is live and was at or below W. For a
+        run of any other partition, the kernel raises its watermark itself, to the record's
+        time less the out-of-orderness as `observe` would (W stays), instead of returning
+        for each such record.
         """
-        cdef Py_ssize_t n = len(values)
+        cdef Py_ssize_t count = len(spans), n
+        cdef tuple span
+        cdef list values
+        cdef dict watermarks = tracker.wm
+        cdef int64_t out_of_orderness = tracker.out_of_orderness_ms
+        cdef tuple live = tracker.live
+        watermark = tracker.watermark
         cdef Scanned rec
         cdef int status
-        cdef object raw
+        cdef bint quiet, raised
+        cdef object raw, partition
         cdef const char* p
         cdef int64_t future_limit = _time_bound(future_limit_time)
-        cdef int64_t moves_above = _time_bound(moves_above_time)
-        if self.reference is not None:
-            return (i, SCAN_SLOW, 0) if i < n else (n, SCAN_DONE, 0)
-        while i < n:
-            raw = values[i]
-            if type(raw) is not bytes or not _scan_fields(<bytes>raw, &self.names, &rec) or rec.ts > future_limit:
-                return (i, SCAN_SLOW, 0)
-            p = PyBytes_AS_STRING(raw)
-            status = self._add(PyUnicode_DecodeUTF8(p + rec.key_at, rec.key_len, NULL), rec.ts, rec.values)
-            if status == OVERFLOW:
-                return (i, SCAN_SLOW, 0)
-            if status == WAS_LATE:
-                return (i, SCAN_LATE, rec.ts)
-            if rec.ts > moves_above:
-                return (i, SCAN_MOVED, rec.ts)
-            i += 1
-        return (n, SCAN_DONE, 0)
+        cdef int64_t moves_above
+        while k < count:
+            span = <tuple>spans[k]
+            batch = span[0]
+            partition = batch.partition
+            if partition not in arrived:
+                return (k, i, SCAN_ARRIVAL, 0)
+            n = span[2]
+            raised = False
+            if self.reference is not None:
+                if i < n:
+                    return (k, i, SCAN_SLOW, 0)
+            else:
+                values = batch.values
+                n = min(n, len(values))
+                moves_above = _time_bound(tracker.moves_above(partition))  # +inf where events move nothing
+                quiet = watermarks[partition] > watermark or partition not in live
+            while i < n:
+                raw = values[i]
+                if type(raw) is not bytes or not _scan_fields(<bytes>raw, &self.names, &rec) or rec.ts > future_limit:
+                    status = SCAN_SLOW
+                    break
+                p = PyBytes_AS_STRING(raw)
+                status = self._add(PyUnicode_DecodeUTF8(p + rec.key_at, rec.key_len, NULL), rec.ts, rec.values)
+                if status == OVERFLOW:
+                    status = SCAN_SLOW
+                    break
+                if status == WAS_LATE:
+                    status = SCAN_LATE
+                    break
+                if rec.ts > moves_above:
+                    if not quiet:
+                        status = SCAN_MOVED
+                        break
+                    moves_above, raised = rec.ts, True
+                i += 1
+            else:
+                status = SCAN_DONE
+            if raised:
+                watermarks[partition] = moves_above - out_of_orderness
+            if status != SCAN_DONE:
+                return (k, i, status, rec.ts if status != SCAN_SLOW else 0)
+            k += 1
+            if k < count:
+                i = (<tuple>spans[k])[1]
+        return (k, i, SCAN_DONE, 0)

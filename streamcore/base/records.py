@@ -86,16 +86,29 @@ class RecordBatch:
         )
 
 
+Span = tuple[RecordBatch, int, int]
+"""``(batch, start, stop)``: records ``start .. stop - 1`` of `batch` (indices, not offsets)."""
+
+
 @dataclass(slots=True)
 class Batches:
-    """Consecutive batches of several partitions, in the order they are to be applied.
+    """Consecutive runs of several partitions, in the order they are to be applied.
 
     A source that merges partitions returns the runs it has in hand together (up to the
     records asked for), so that the runner's per-fetch work is paid once for all of them:
-    with many partitions a single run can be a handful of records.
+    with many partitions a single run can be a handful of records. A run is a `Span` of
+    the batch it was read in, not a copy: slicing six records out of a batch costs more
+    than applying them.
     """
 
-    runs: list[RecordBatch]
+    spans: list[Span]
+    records: int
+    """How many records the spans hold."""
 
     def __len__(self) -> int:
-        return sum(len(run) for run in self.runs)
+        return self.records
+
+    @property
+    def runs(self) -> list[RecordBatch]:
+        """The runs as batches of their own (each a slice of its span)."""
+        return [batch.slice(start, stop) for batch, start, stop in self.spans]

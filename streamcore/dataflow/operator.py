@@ -30,9 +30,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
+from streamcore.base.records import Span
 from streamcore.state.writer import StateWriter
 
 if TYPE_CHECKING:
+    from streamcore.eventtime.watermarks import WatermarkTracker
     from streamcore.online.reads import FeatureReader
     from streamcore.online.views import EntityStore
     from streamcore.state.keyed import KeyedState
@@ -108,20 +110,24 @@ class Operator(Protocol):
 
 
 SCAN_DONE: Final = 0
-"""`RawScan` applied every record to the end of the batch."""
+"""`RawScan` applied every record of the range it was given."""
 SCAN_SLOW: Final = 1
 """`RawScan` left this record untouched: run it through the pipeline as a decoded event."""
 SCAN_LATE: Final = 2
 """`RawScan` found this record late for all its windows (state unchanged): write it to the late output."""
 SCAN_MOVED: Final = 3
 """`RawScan` applied this record, and its event time may move the watermark: observe it, then go on."""
+SCAN_ARRIVAL: Final = 4
+"""`RawScan` reached the first run of a partition that has not arrived yet: note its arrival, then go on."""
 
-RawScan = Callable[[list[bytes], int, float, float], tuple[int, int, int]]
-"""``scan(values, begin, future_limit, moves_above) -> (index, outcome, ts)``: a compiled
-operator applying a keyed batch straight from the records' bytes, from `begin` on, until a
-record needs the task (one of the ``SCAN_*`` outcomes). `future_limit` is the largest event
-time admitted, `moves_above` the time above which an event may move the watermark (ints,
-or -inf / +inf)."""
+RawScan = Callable[[list[Span], int, int, float, "WatermarkTracker", set[int]], tuple[int, int, int, int]]
+"""``scan(spans, k, i, future_limit, tracker, arrived) -> (k, i, outcome, ts)``: a compiled
+operator applying runs of keyed records (``(batch, start, stop)``, in order) straight from
+their bytes, from record `i` of run `k` on, until a record needs the task (one of the
+``SCAN_*`` outcomes, with where it stopped). `future_limit` is the largest event time
+admitted; `tracker` holds the watermarks, which the operator may raise for a partition
+that cannot move W (as `WatermarkTracker.observe` would); `arrived` holds the partitions
+whose arrival the task has noted."""
 
 
 @runtime_checkable

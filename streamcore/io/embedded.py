@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 
 from streamcore.base.errors import OffsetOutOfRange
-from streamcore.base.records import Batches, Headers, RecordBatch
+from streamcore.base.records import Batches, Headers, RecordBatch, Span
 from streamcore.io.log import EmbeddedLog, PartitionReader, TopicConfig
 from streamcore.io.log.format import PackedValues
 from streamcore.io.log.topics import APPENDS, partition_for
@@ -120,25 +120,27 @@ class EmbeddedSource:
         (compiled where it was built).
         """
         self._appended.clear()  # an append from now on ends the next `wait` at once
-        heads, runs, left = self._heads, [], max_records
+        heads, cursors, left = self._heads, self._cursors, max_records
+        spans: list[Span] = []
         while left > 0:
             for i, head in enumerate(heads):  # read ahead where nothing is in hand
-                if (head is None or self._cursors[i] >= len(head.values)) and not self._at_end(i):
+                if (head is None or cursors[i] >= len(head.values)) and not self._at_end(i):
                     self._head(i, max_records)
             stamps = [None if head is None else head.timestamps for head in heads]
-            planned = fast_plan_runs(stamps, self._cursors, self.tick, left)
-            for i, start, stop in planned:
-                head = heads[i]
-                assert head is not None
-                runs.append(head.slice(start, stop))
-                left -= stop - start
+            handed_out = sum(cursors)
+            planned = fast_plan_runs(stamps, cursors, self.tick, left, heads)
             if not planned:
                 break  # nothing in hand (a plan that stops short leaves a read-ahead to refill)
-        if not runs:
+            spans += planned
+            left -= sum(cursors) - handed_out
+        if not spans:
             if self.until_end and all(r.position >= self._ends[r.partition] for r in self._readers):
                 return Control.END_OF_INPUT
             return None
-        return runs[0] if len(runs) == 1 else Batches(runs)
+        if len(spans) == 1:
+            head, start, stop = spans[0]
+            return head.slice(start, stop)
+        return Batches(spans, max_records - left)
 
     def _at_end(self, i: int) -> bool:
         """With `until_end`, partition i has nothing more to give (no need to look at it again)."""

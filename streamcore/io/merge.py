@@ -15,16 +15,20 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from streamcore.base import kernels
 
-Run = tuple[int, int, int]
-"""(partition index, start, stop): records ``start .. stop - 1`` of that partition's read-ahead."""
+Run = tuple[Any, int, int]
+"""(label, start, stop): records ``start .. stop - 1`` of the read-ahead labelled so."""
 
 
-def plan_runs(stamps: Sequence[Sequence[int] | None], cursors: list[int], tick: int, max_records: int) -> list[Run]:
+def plan_runs(
+    stamps: Sequence[Sequence[int] | None], cursors: list[int], tick: int, max_records: int, labels: Sequence[Any]
+) -> list[Run]:
     """The next runs; `stamps[i]` is partition i's read-ahead (append times), `cursors[i]`
-    the first record not handed out yet. Moves the cursors past the runs it returns."""
+    the first record not handed out yet, `labels[i]` what names it in a run (the source
+    passes the read-ahead batch itself). Moves the cursors past the runs it returns."""
     runs: list[Run] = []
     left = max_records
     while left > 0:
@@ -47,7 +51,7 @@ def plan_runs(stamps: Sequence[Sequence[int] | None], cursors: list[int], tick: 
         if second is not None:  # stop where the other partition's next record comes first
             bound = (second[0] + 1 if i < second[1] else second[0]) * tick
             stop = max(start + 1, bisect_left(times, bound, start, stop))
-        runs.append((i, start, stop))
+        runs.append((labels[i], start, stop))
         cursors[i] = stop
         left -= stop - start
         if stop == len(times):

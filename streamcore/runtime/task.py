@@ -22,7 +22,7 @@ from typing import cast
 
 from streamcore.base.clock import Clock
 from streamcore.base.errors import FutureTimestamp
-from streamcore.base.records import RecordBatch
+from streamcore.base.records import Batches, RecordBatch
 from streamcore.dataflow.operator import Emit, Operator, RawScan, ScansRawRecords, admit_any
 from streamcore.dataflow.stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep, ShuffleSink
 from streamcore.eventtime.watermarks import WatermarkTracker
@@ -169,7 +169,7 @@ class Task(RecordLoops):
                 self._operators.insert(0, (namespace, operator))
                 emit = operator.process
         self._raw_scan: RawScan | None = None
-        """The first operator reads the records' bytes itself (a compiled kernel, see `_apply_scanned`)."""
+        """The first operator reads the records' bytes itself (a compiled kernel, see `_apply_spans`)."""
         if self._key_field is not None and first_operator == 0 and not self.tracks_arrivals:
             first = self._operators[0][1]
             if isinstance(first, ScansRawRecords):
@@ -208,6 +208,18 @@ class Task(RecordLoops):
         self.positions[p] = batch.next_offset
         if self._shuffle_writer is not None:
             self._shuffle_writer.after_batch(self.tracker.watermark, at)
+
+    def process_runs(self, batches: Batches, at: int) -> None:
+        """Process consecutive runs of several partitions, in their order; all arrived at `at`.
+
+        On the compiled path (`_apply_spans`) the runs are applied in place, with the
+        per-batch bookkeeping paid once for all of them; otherwise one by one, as batches.
+        """
+        if self._raw_scan is None or self._shuffled is not None or self._shuffle_writer is not None:
+            for run in batches.runs:
+                self.process_batch(run, at)
+        else:
+            self._apply_spans(batches.spans, at, arrivals=True)
 
     def _fire(self) -> None:
         watermark = self.tracker.watermark

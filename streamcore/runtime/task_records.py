@@ -8,8 +8,8 @@ future skew), write late events aside, and let a later event time move the water
 
 Two loops do this. `_apply_records` decodes each record with orjson and calls the
 pipeline's head, one call per record and no object per record beyond the decoded
-event. `_apply_scanned` hands the batch to a compiled first operator (`RawScan`), which
-applies records straight from their bytes and returns only for a record that needs the
+event. `_apply_spans` hands runs of records to a compiled first operator (`RawScan`),
+which applies them straight from their bytes and returns only for a record that needs the
 task: one it cannot read (`_apply_records` takes it, in its place), a late one, or one
 that may move the watermark. One event is completely applied before the next starts,
 so readers on the same event loop never see half of it.
@@ -24,8 +24,8 @@ import orjson
 
 from streamcore.base.decoding import bad_key, bad_timestamp, decode_strict, valid_unicode
 from streamcore.base.errors import RecordError
-from streamcore.base.records import RecordBatch
-from streamcore.dataflow.operator import FILTERED, LATE, SCAN_DONE, SCAN_LATE, SCAN_SLOW, Emit, RawScan
+from streamcore.base.records import RecordBatch, Span
+from streamcore.dataflow.operator import FILTERED, LATE, SCAN_ARRIVAL, SCAN_DONE, SCAN_LATE, SCAN_SLOW, Emit, RawScan
 from streamcore.eventtime.watermarks import WatermarkTracker
 from streamcore.runtime.counters import TaskCounters
 from streamcore.runtime.set_aside import error_text
@@ -38,6 +38,7 @@ class RecordLoops:
     """The record loops of a `Task` (a mixin: the task sets these attributes)."""
 
     counters: TaskCounters
+    positions: dict[int, int]
     tracker: WatermarkTracker
     tracks_arrivals: bool
     current_batch: RecordBatch | None
@@ -57,9 +58,12 @@ class RecordLoops:
 
     def _apply(self, batch: RecordBatch, at: int) -> None:
         """Run every record of `batch` through the pipeline (the hot loop)."""
+        n = len(batch.values)
+        if self._raw_scan is not None:
+            self._apply_spans([(batch, 0, n)], at, arrivals=False)
+            return
         p = batch.partition
         counters = self.counters
-        n = len(batch.values)
         counters.records_in += n
         by_partition = counters.records_in_by_partition
         by_partition[p] = by_partition.get(p, 0) + n
@@ -70,10 +74,7 @@ class RecordLoops:
         if self._future_skew is not None:
             self._future_limit = at + self._future_skew
         dead_before = counters.dead_letter_total
-        if self._raw_scan is not None:
-            filtered, late = self._apply_scanned(batch, at)
-        else:
-            filtered, late = self._apply_records(batch, at, 0, n)
+        filtered, late = self._apply_records(batch, at, 0, n)
         counters.accepted += n - filtered - late - (counters.dead_letter_total - dead_before)
         counters.filtered += filtered
         counters.late += late
@@ -134,23 +135,39 @@ class RecordLoops:
                 moves_watermark = tracker.moves_above(p)
         return filtered, late
 
-    def _apply_scanned(self, batch: RecordBatch, at: int) -> tuple[int, int]:
-        """The hot loop on a compiled first operator: it applies records from their bytes
-        and returns to the task only for a record that needs it (see `RawScan`). Records
-        it cannot read go through `_apply_records`, one by one, in their place."""
+    def _apply_spans(self, spans: list[Span], at: int, *, arrivals: bool) -> None:
+        """The hot loop on a compiled first operator, over runs of one or more partitions.
+
+        The operator's `RawScan` applies records from their bytes, run after run, and
+        returns to the task only for what needs it: a partition's first run (with
+        `arrivals`, its arrival is noted then, as `Task.process_batch` does for each batch;
+        again would change nothing: every run arrived at `at`), a record it cannot read
+        (`_apply_records` runs it, in its place), a late one, or one that may move the
+        watermark W (a partition above W only raises its own watermark, which the kernel
+        does itself). The counters and, with `arrivals`, the positions are added up once.
+        """
         scan = self._raw_scan
         assert scan is not None
-        p = batch.partition
+        counters = self.counters
         tracker = self.tracker
-        values = batch.values
+        if self._future_skew is not None:
+            self._future_limit = at + self._future_skew
         future_limit = self._future_limit
-        moves = tracker.moves_above(p)
+        arrived: set[int] = set() if arrivals else {batch.partition for batch, _, _ in spans}
+        dead_before = counters.dead_letter_total
         filtered = late = 0
-        i = 0
+        k, i = 0, (spans[0][1] if spans else 0)
         while True:
-            i, outcome, ts = scan(values, i, future_limit, moves)
+            k, i, outcome, ts = scan(spans, k, i, future_limit, tracker, arrived)
             if outcome == SCAN_DONE:
-                return filtered, late
+                break
+            batch = spans[k][0]
+            p = batch.partition
+            if outcome == SCAN_ARRIVAL:
+                arrived.add(p)
+                if tracker.on_arrival(p, at):
+                    self._fire()
+                continue
             if outcome == SCAN_SLOW:
                 one_filtered, one_late = self._apply_records(batch, at, i, i + 1)
                 filtered += one_filtered
@@ -159,10 +176,22 @@ class RecordLoops:
                 if outcome == SCAN_LATE:
                     late += 1
                     self._write_late(batch, i, at, ts)
-                if ts > moves and tracker.observe(p, ts):
+                if tracker.observe(p, ts):
                     self._fire()
-            moves = tracker.moves_above(p)
             i += 1
+        records = 0
+        by_partition = counters.records_in_by_partition
+        positions = self.positions
+        for batch, start, stop in spans:
+            p = batch.partition
+            records += stop - start
+            by_partition[p] = by_partition.get(p, 0) + stop - start
+            if arrivals:
+                positions[p] = batch.base_offset + stop
+        counters.records_in += records
+        counters.accepted += records - filtered - late - (counters.dead_letter_total - dead_before)
+        counters.filtered += filtered
+        counters.late += late
 
     def _process_without_event_time(self, batch: RecordBatch, at: int) -> None:
         head = self._head

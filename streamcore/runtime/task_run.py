@@ -61,13 +61,14 @@ class TaskRun:
     def process(self, fetched: RecordBatch | Batches, at: int) -> float:
         """Process a batch (or consecutive runs of several partitions); return the seconds it took."""
         started = time.perf_counter()
-        runs = fetched.runs if isinstance(fetched, Batches) else (fetched,)
-        for batch in runs:
-            self.task.process_batch(batch, at)
+        if isinstance(fetched, Batches):
+            self.task.process_runs(fetched, at)
+        else:
+            self.task.process_batch(fetched, at)
         seconds = time.perf_counter() - started
         self._batch_seconds.observe(seconds)
         if self.task.tracks_arrivals:
-            self.unpublished.extend(runs)
+            self.unpublished.extend(fetched.runs if isinstance(fetched, Batches) else (fetched,))
         return seconds
 
     async def flush(self) -> None:

@@ -88,6 +88,7 @@ def test_the_compiled_merge_plans_the_runs_of_the_reference(
     cursors = [0 if h is None else data.draw(st.integers(0, len(h))) for h in heads]
     stamps = [None if h is None else array("q", h) for h in heads]
     reference_cursors, compiled_cursors = list(cursors), list(cursors)
-    expected = merge.plan_runs(stamps, reference_cursors, tick, max_records)
-    assert _merge.plan_runs(stamps, compiled_cursors, tick, max_records) == expected
+    labels = [f"partition {i}" for i in range(len(heads))]
+    expected = merge.plan_runs(stamps, reference_cursors, tick, max_records, labels)
+    assert _merge.plan_runs(stamps, compiled_cursors, tick, max_records, labels) == expected
     assert compiled_cursors == reference_cursors

@@ -10,7 +10,9 @@ Two levels, each with hypothesis choosing the input:
   (escapes, non-ASCII, nesting, duplicate fields, numbers past 64 bits, ``1e400``,
   surrogates, missing and mistyped fields, trailing bytes), through a real embedded
   log and RocksDB, with and without the kernel: the output, late and dead-letter
-  topics must be byte for byte the same.
+  topics must be byte for byte the same. The records alternate between two partitions
+  in groups, so the compiled path applies many short runs of a fetch at once
+  (`_apply_spans`) where the reference applies them batch by batch.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import RecordingContext, produce, run, use_python_references
+from helpers import RecordingContext, run, use_python_references
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamcore.operators import Count, Max, Mean, Min, Session, Sliding, Sum, Tumbling, compiled_windows
@@ -30,7 +32,8 @@ from streamcore.operators.window_operator import WindowAggregateSpec
 
 from streamcore import App, EventTime
 from streamcore.base.deadletter import DeadLetter
-from streamcore.io.log import EmbeddedLog
+from streamcore.io.embedded import MERGE_TICK_MS
+from streamcore.io.log import EmbeddedLog, TopicConfig
 
 pytestmark = pytest.mark.skipif(not compiled_windows.COMPILED, reason="the compiled kernel is not built here")
 
@@ -312,13 +315,23 @@ def _without_times(error: str) -> str:
     return error.partition(" ms ahead")[0].rpartition(" is ")[0] if " ms ahead of processing time " in error else error
 
 
-def _run_both(tmp_path: Path, kind: str, values: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+def _produce_interleaved(path: Path, values: list[bytes], group: int) -> None:
+    """Groups of `group` records, each in a merge tick of its own, alternate between the
+    two partitions: the source hands them out in this order, as many short runs per fetch."""
+    log = EmbeddedLog(path / "log")
+    log.create_topic(TopicConfig("in", 2))
+    producer = log.producer("in")
+    for p in (0, 1):
+        mine = [j for j in range(len(values)) if j // group % 2 == p]
+        producer.send_many([values[j] for j in mine], [j // group * MERGE_TICK_MS for j in mine], partition=p)
+    log.close()
+
+
+def _run_both(tmp_path: Path, kind: str, values: list[bytes], group: int, monkeypatch: pytest.MonkeyPatch) -> None:
     results = []
     for compiled in (True, False):
         path = tmp_path / ("compiled" if compiled else "reference")
-        half = len(values) // 2
-        produce(path, "in", values[:half], 2, partition=0)
-        produce(path, "in", values[half:], 2, partition=1)
+        _produce_interleaved(path, values, group)
         with monkeypatch.context() as patch:
             if not compiled:
                 use_python_references(patch)
@@ -331,8 +344,12 @@ def _run_both(tmp_path: Path, kind: str, values: list[bytes], monkeypatch: pytes
 
 @pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(records(), min_size=1, max_size=300))
+@given(values=st.lists(records(), min_size=1, max_size=300), group=st.integers(1, 40))
 def test_the_kernel_reads_records_as_the_python_path_does(
-    kind: str, values: list[bytes], tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    kind: str,
+    values: list[bytes],
+    group: int,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _run_both(tmp_path_factory.mktemp("parity"), kind, values, monkeypatch)
+    _run_both(tmp_path_factory.mktemp("parity"), kind, values, group, monkeypatch)
