@@ -5,7 +5,8 @@ dead letters by reason, checkpoints, state size, model fallbacks, snapshots) are
 when Prometheus scrapes, so they cost nothing per event. Histograms are observed at
 cheap moments: feature freshness when applied events are published (a few sampled
 records per batch), batch processing time per batch, checkpoint duration per
-checkpoint, score latency per scoring. Labels are bounded: stream, partition, view,
+checkpoint, score latency per scoring; the first, second and last of these are
+`LoopHistograms`, which take no lock. Labels are bounded: stream, partition, view,
 feature, model, reason; never an entity key.
 
     streamcore_records_in_total{stream,partition}       streamcore_records_out_total{stream}
@@ -34,6 +35,7 @@ from streamcore.base.records import RecordBatch
 from streamcore.dataflow.app import App
 from streamcore.online.models import Model, Score
 from streamcore.online.views import OnlineState
+from streamcore.runtime.histograms import LoopHistograms
 from streamcore.runtime.status import RunStatus
 
 
@@ -61,14 +63,14 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         self.runner = runner
         r = self.registry
-        self.freshness = Histogram(
+        self.freshness = LoopHistograms(
             "streamcore_feature_freshness_seconds",
             "From the arrival of an event to the moment the features it changed became readable.",
             ["view", "feature"],
             buckets=FRESHNESS_BUCKETS,
             registry=r,
         )
-        self.batch = Histogram(
+        self.batch = LoopHistograms(
             "streamcore_batch_processing_seconds",
             "Time to process one fetched batch.",
             ["stream"],
@@ -82,7 +84,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.score = Histogram(
+        self.score = LoopHistograms(
             "streamcore_model_score_seconds",
             "Time to score one entity.",
             ["model", "path"],
