@@ -102,6 +102,11 @@ class RunnerParts(Protocol):
     async def _revoked(self, tps: list[tuple[str, int]]) -> None: ...
 
 
+LAST_CHECKPOINT_S = 10.0
+"""How long a stopping worker waits for a task's last checkpoint before cutting it off (the
+checkpoint then counts as not taken: its partition resumes from the one before)."""
+
+
 class KafkaMembership:
     """The runner's Kafka group side (mixed into `Runner`, which sets these in its ``__init__``)."""
 
@@ -173,7 +178,11 @@ class KafkaMembership:
                 await group.close()
             if self._owners is not None:
                 await self._owners.close()
-            for r in self._runs:  # only after an error: retired tasks are gone
+            for r in list(self._runs):  # after an error, or gained while the worker stopped: retired ones are gone
+                if r.drive is not None:  # a stopped drive takes its last checkpoint and ends by itself
+                    await asyncio.wait([r.drive], timeout=LAST_CHECKPOINT_S)
+                    r.drive.cancel()
+                    await asyncio.wait([r.drive])  # its store closes next: nothing of it may still run
                 await r.source.close()
                 r.task.store.close()
             if self.server is not None:
@@ -206,6 +215,7 @@ class KafkaMembership:
     async def _assigned(self: RunnerParts, broker: KafkaBroker, tps: list[tuple[str, int]]) -> None:
         assert self._group is not None
         self._joined = True
+        log.info("partitions assigned: %s", ", ".join(f"{t}/{p}" for t, p in tps) or "none")
         for topic, partition in tps:
             for pipeline in self._pipelines:
                 if pipeline.source != topic:
@@ -239,16 +249,19 @@ class KafkaMembership:
 
     def _drive_done(self: RunnerParts, drive: asyncio.Task[None]) -> None:
         if not drive.cancelled() and drive.exception() is not None:
+            log.error("partition task %s failed: %r; the worker stops", drive.get_name(), drive.exception())
             self._group_errors.append(drive.exception())  # type: ignore[arg-type]
             self._stop.set()
 
     async def _revoked(self: RunnerParts, tps: list[tuple[str, int]]) -> None:
         """Checkpoint each task of a revoked partition (state, changelog, offsets), then close it."""
         lost = set(tps)
+        log.info("partitions revoked: %s", ", ".join(f"{t}/{p}" for t, p in tps) or "none")
         for run in [r for r in self._runs if (r.source.topic, r.task.partitions[0]) in lost]:
             await self._retire(run)
             if run.drive is not None:
                 run.drive.cancel()
+                await asyncio.wait([run.drive])  # its store closes below: nothing of it may still run
             self.online.unregister(run.task.stream)
             self._runs.remove(run)
             await run.source.close()
