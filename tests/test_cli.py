@@ -6,23 +6,10 @@ import subprocess
 from pathlib import Path
 
 import orjson
-
-from streamcore.testing import cli_command
+from cli_checks import check_dead_letter_tools, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "payments" / "app.py"
-
-
-def cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cli_command(*args),
-        input=stdin.decode() if stdin else None,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def test_produce_run_tail_and_replay(tmp_path: Path) -> None:
@@ -49,17 +36,7 @@ def test_produce_run_tail_and_replay(tmp_path: Path) -> None:
     topics = cli("log", "topics", *log)
     assert "payments-dlq" in topics.stdout and "card-spend" in topics.stdout
 
-    listed = cli("dlq", "list", "--reason", "decode", *log)
-    assert listed.returncode == 0 and "decode" in listed.stdout
-    shown = cli("dlq", "show", "--reason", "decode", *log)
-    doc = orjson.loads(shown.stdout.splitlines()[0])
-    assert doc["value"] == "{broken" and doc["source"]["topic"] == "payments"
-
-    replayed = cli("dlq", "replay", "--offset", str(doc["dlq_offset"]), *log)
-    assert replayed.returncode == 0 and "replayed" in replayed.stdout
-    again = cli("log", "tail", "payments", "--meta", *log)
-    last = [orjson.loads(line) for line in again.stdout.splitlines() if "sc.replayed_from" in line]
-    assert last and last[0]["value"] == "{broken"
+    check_dead_letter_tools(log, source="payments", broken="{broken")
 
 
 def test_errors_are_clear(tmp_path: Path) -> None:

@@ -1,26 +1,29 @@
-"""``streamcore log``: list and create topics, pipe JSON lines in, watch records come out."""
+"""``streamcore log``: list and create topics, pipe JSON lines in, watch records come out.
+
+Each command works on the embedded log and on Kafka alike, through `TopicAdmin`
+(``--log-dir DIR``, or ``--broker embedded:DIR|kafka://HOST:PORT``); ``log check``
+reads the embedded log's segment files and so exists only there.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 import orjson
 
-from streamcore.base.clock import SystemClock
 from streamcore.base.decoding import decode_strict
-from streamcore.base.errors import ConfigError
+from streamcore.base.errors import ConfigError, TopicNotFound
 from streamcore.base.records import Record
-from streamcore.io.log import EmbeddedLog, TopicConfig
+from streamcore.io.admin import Append, EmbeddedAdmin, TopicAdmin
 
 PRODUCE_BATCH = 5_000
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
-    """Add the subcommands; `run(args)` opens the log and calls ``args.handler(args, log)``."""
-    log = sub.add_parser("log", help="the embedded log: topics, produce, tail")
+    """Add the subcommands; `run(args)` opens the broker and awaits ``args.handler(args, admin)``."""
+    log = sub.add_parser("log", help="topics of the embedded log or Kafka: list, create, produce, tail")
     log_sub = log.add_subparsers(dest="log_command", required=True)
 
     topics = log_sub.add_parser("topics", parents=[common], help="list topics, or create one")
@@ -50,21 +53,21 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
     check.set_defaults(handler=check_command, func=run)
 
 
-def topics_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
+async def topics_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
     if args.create:
         from streamcore.base.durations import optional_ms
 
-        log.create_topic(TopicConfig(args.create, args.partitions, optional_ms(args.retention, "--retention")))
+        await admin.create_topic(args.create, args.partitions, optional_ms(args.retention, "--retention"))
         print(f"created {args.create} ({args.partitions} partitions)")
         return 0
-    topics = log.topics()
+    topics = await admin.topics()
     if not topics:
-        print(f"no topics in {log.root}")
+        print(f"no topics in {admin.where}")
     for topic in topics:
-        ends = log.end_offsets(topic.name)
-        starts = log.start_offsets(topic.name)
-        records = sum(ends[p] - starts[p] for p in ends)
-        print(f"{topic.name:<32} partitions {topic.partitions:<3} records {records:>10,}  end offsets {ends}")
+        print(
+            f"{topic.name:<32} partitions {topic.partitions:<3} records {topic.records:>10,}  "
+            f"end offsets {topic.end_offsets}"
+        )
     return 0
 
 
@@ -77,10 +80,13 @@ def _json_object(line: bytes) -> Any:
         return decode_strict(line)
 
 
-def check_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
+async def check_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
     """Every frame of every segment, checksum by checksum: what a reader or writer would refuse."""
     from streamcore.io.log.segments import check_partition
 
+    if not isinstance(admin, EmbeddedAdmin):
+        raise ConfigError("log check", "reads the embedded log's segment files; a Kafka broker checks its own")
+    log = admin.log
     damaged = 0
     for name in args.topic or [t.name for t in log.topics()]:
         for p in range(log.topic(name).partitions):
@@ -98,15 +104,15 @@ def check_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
     return 1 if damaged else 0
 
 
-def produce_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
-    if not log.has_topic(args.topic):
+async def produce_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
+    try:
+        await admin.topic(args.topic)
+    except TopicNotFound:
         if args.partitions is None:
-            raise ConfigError("topic", f"topic {args.topic!r} does not exist; pass --partitions N to create it")
-        log.create_topic(TopicConfig(args.topic, args.partitions))
-    producer = log.producer(args.topic)
-    clock = SystemClock()
-    values: list[bytes] = []
-    keys: list[bytes | None] = []
+            missing = f"topic {args.topic!r} does not exist; pass --partitions N to create it"
+            raise ConfigError("topic", missing) from None
+        await admin.create_topic(args.topic, args.partitions)
+    batch: list[Append] = []
     sent = bad = 0
     for line in sys.stdin.buffer:
         line = line.rstrip(b"\r\n")
@@ -119,15 +125,14 @@ def produce_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
                 key = None if found is None else str(found).encode("utf-8", "surrogatepass")
             except (ValueError, RecursionError, AttributeError):
                 bad += 1  # still appended: the pipeline dead-letters it with its position
-        values.append(line)
-        keys.append(key)
-        if len(values) >= PRODUCE_BATCH:
-            producer.send_many(values, [clock.now_ms()] * len(values), keys, partition=args.partition)
-            sent += len(values)
-            values, keys = [], []
-    if values:
-        producer.send_many(values, [clock.now_ms()] * len(values), keys, partition=args.partition)
-        sent += len(values)
+        batch.append(Append(line, key, partition=args.partition))
+        if len(batch) >= PRODUCE_BATCH:
+            await admin.append(args.topic, batch)
+            sent += len(batch)
+            batch = []
+    if batch:
+        await admin.append(args.topic, batch)
+        sent += len(batch)
     note = f" ({bad} were not JSON objects; appended as they are)" if bad else ""
     print(f"appended {sent} records to {args.topic}{note}", file=sys.stderr)
     return 0
@@ -147,33 +152,16 @@ def record_json(record: Record, meta: bool) -> bytes:
     return orjson.dumps(doc)
 
 
-def tail_command(args: argparse.Namespace, log: EmbeddedLog) -> int:
-    config = log.topic(args.topic)
-    partitions = [args.partition] if args.partition is not None else list(range(config.partitions))
-    readers = [log.reader(args.topic, p, args.offset) for p in partitions]
+async def tail_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
+    partitions = None if args.partition is None else [args.partition]
     printed = 0
     out = sys.stdout.buffer
-    try:
-        while True:
-            progressed = False
-            for reader in readers:
-                batch = reader.read(1_000)
-                if batch is None:
-                    continue
-                progressed = True
-                for record in batch.records():
-                    out.write(record_json(record, args.meta) + b"\n")
-                    printed += 1
-                    if args.limit is not None and printed >= args.limit:
-                        out.flush()
-                        return 0
-            out.flush()
-            if not progressed:
-                if not args.follow:
-                    return 0
-                time.sleep(0.05)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for reader in readers:
-            reader.close()
+    async for chunk in admin.read(args.topic, partitions, args.offset, follow=args.follow):
+        for record in chunk:
+            out.write(record_json(record, args.meta) + b"\n")
+            printed += 1
+            if args.limit is not None and printed >= args.limit:
+                out.flush()
+                return 0
+        out.flush()
+    return 0

@@ -21,7 +21,7 @@ from streamcore.base.errors import ConfigError, StreamcoreError
 from streamcore.cli import dlq_commands, log_commands
 from streamcore.cli.loader import load_app
 from streamcore.cli.progress import ProgressPrinter, print_summary
-from streamcore.io.log import EmbeddedLog
+from streamcore.io.admin import open_admin
 from streamcore.runtime.runner import Runner
 from streamcore.runtime.settings import RunSettings
 
@@ -102,17 +102,25 @@ def demo_command(args: argparse.Namespace) -> int:
     return int(demo.main(rest))
 
 
-def _log_command(args: argparse.Namespace) -> int:
-    log = EmbeddedLog(_settings(args).embedded_log_dir)
-    try:
-        return int(args.handler(args, log))
-    finally:
-        log.close()
+def _tool_command(args: argparse.Namespace) -> int:
+    """A ``log`` or ``dlq`` command: its handler with the `TopicAdmin` of the chosen broker."""
+    broker = _settings(args).broker
+
+    async def with_admin() -> int:
+        admin = await open_admin(broker)
+        try:
+            return int(await args.handler(args, admin))
+        finally:
+            await admin.close()
+
+    return asyncio.run(with_admin())
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-dir", help="embedded log directory (default: $STREAMCORE_BROKER or .streamcore/log)")
+    tools = argparse.ArgumentParser(add_help=False, parents=[common])
+    tools.add_argument("--broker", help="embedded:<dir> or kafka://host:port instead ($STREAMCORE_BROKER)")
     parser = argparse.ArgumentParser(
         prog="streamcore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -152,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=demo_command)
 
-    log_commands.add_parsers(sub, common, _log_command)
-    dlq_commands.add_parsers(sub, common, _log_command)
+    log_commands.add_parsers(sub, tools, _tool_command)
+    dlq_commands.add_parsers(sub, tools, _tool_command)
     return parser
 
 
