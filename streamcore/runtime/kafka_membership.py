@@ -14,9 +14,9 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from streamcore.base.errors import ConfigError
 from streamcore.dataflow.app import App
@@ -57,6 +57,7 @@ class RunnerParts(Protocol):
     _group: KafkaGroup | None
     _group_errors: list[BaseException]
     _joined: bool
+    _broker_down_since: float | None
     _broker: KafkaBroker | None
     _owners: PartitionOwners | None
     _pipelines: list[Pipeline]
@@ -99,12 +100,17 @@ class RunnerParts(Protocol):
 
     def _drive_done(self, drive: asyncio.Task[None]) -> None: ...
 
+    async def _watch_broker(self, broker: KafkaBroker) -> None: ...
+
     async def _revoked(self, tps: list[tuple[str, int]]) -> None: ...
 
 
-LAST_CHECKPOINT_S = 10.0
-"""How long a stopping worker waits for a task's last checkpoint before cutting it off (the
-checkpoint then counts as not taken: its partition resumes from the one before)."""
+STOP_TIMEOUT_S = 20.0
+"""How long a stopping worker may take for its last checkpoints and leaving the group (a
+graceful-stop period, such as Kubernetes' 60 s, should be longer). A checkpoint cut off
+then counts as not taken: its partition resumes from the one before, as after a crash."""
+BROKER_CHECK_S = 1.0
+"""How often a worker checks that its broker answers (a metadata request), for readiness."""
 
 
 class KafkaMembership:
@@ -114,6 +120,7 @@ class KafkaMembership:
     _group: KafkaGroup | None
     _broker: KafkaBroker | None
     _owners: PartitionOwners | None
+    _broker_down_since: float | None
 
     async def _run_group(self: RunnerParts, broker: KafkaBroker) -> RunStatus:
         """Join the group; open a task for each partition gained, retire it when it is revoked.
@@ -126,6 +133,7 @@ class KafkaMembership:
             raise ConfigError("until_end", "a Kafka worker runs until stopped; replay a range with the embedded log")
         await broker.start()
         group = None
+        stopping_until: float | None = None
         try:
             internal = {self.app.dead_letter_topic.name, self.app.late_topic.name}
             sources = {pipeline.source for pipeline in self.app.pipelines}
@@ -162,6 +170,7 @@ class KafkaMembership:
             self._group = group
             self._gc.start()
             await group.start()
+            watch = asyncio.create_task(self._watch_broker(broker))
             with stop_on_signals(self.stop, install=self.handle_signals):
                 tick = min(0.2, self.progress_interval_s)
                 reported = time.monotonic()
@@ -171,26 +180,50 @@ class KafkaMembership:
                     if self.progress is not None and time.monotonic() - reported >= self.progress_interval_s:
                         reported = time.monotonic()
                         self.progress(self.status())
-            await self._revoked([(r.source.topic, r.task.partitions[0]) for r in self._runs])
+            watch.cancel()
+            stopping_until = time.monotonic() + STOP_TIMEOUT_S
+            await _bounded(
+                self._revoked([(r.source.topic, r.task.partitions[0]) for r in self._runs]),
+                stopping_until,
+                "the last checkpoints",
+                errors="raise",
+            )
         finally:
             self._gc.stop()
+            if stopping_until is None:  # an error: the clean-up gets the time a stop would
+                stopping_until = time.monotonic() + STOP_TIMEOUT_S
             if group is not None:
-                await group.close()
+                await _bounded(group.close(), stopping_until, "leaving the group")
             if self._owners is not None:
-                await self._owners.close()
+                await _bounded(self._owners.close(), stopping_until, "closing the owners topic")
             for r in list(self._runs):  # after an error, or gained while the worker stopped: retired ones are gone
                 if r.drive is not None:  # a stopped drive takes its last checkpoint and ends by itself
-                    await asyncio.wait([r.drive], timeout=LAST_CHECKPOINT_S)
+                    await asyncio.wait([r.drive], timeout=max(0.0, stopping_until - time.monotonic()))
                     r.drive.cancel()
                     await asyncio.wait([r.drive])  # its store closes next: nothing of it may still run
                 await r.source.close()
                 r.task.store.close()
             if self.server is not None:
                 await self.server.stop()
-            await broker.close()
+            await _bounded(broker.close(), stopping_until + 1.0, "closing the broker's clients")
         if self._group_errors:
             raise self._group_errors[0]
         return self.status()
+
+    async def _watch_broker(self: RunnerParts, broker: KafkaBroker) -> None:
+        """Check every `BROKER_CHECK_S` that the broker answers; readiness follows it."""
+        while True:
+            await asyncio.sleep(BROKER_CHECK_S)
+            answers = await broker.reachable(timeout_s=2 * BROKER_CHECK_S)
+            if not answers and self._broker_down_since is None:
+                self._broker_down_since = time.monotonic()
+                log.warning("broker unreachable (%s): not ready until it answers again", broker.settings.url)
+            elif answers and self._broker_down_since is not None:
+                log.warning(
+                    "broker reachable again after %.1f s: ready once caught up",
+                    time.monotonic() - self._broker_down_since,
+                )
+                self._broker_down_since = None
 
     def _topic_of(self: RunnerParts, view: str) -> str | None:
         """The input topic of the stream that keeps `view`, here or on another worker (Kafka)."""
@@ -267,6 +300,26 @@ class KafkaMembership:
             await run.source.close()
             run.task.store.close()
             log.info("partition %s/%d: checkpointed and released", run.source.topic, run.task.partitions[0])
+
+
+async def _bounded(step: Coroutine[Any, Any, Any], until: float, what: str, *, errors: str = "log") -> None:
+    """Run `step`, cut off at monotonic time `until`: a stopping worker must not hang on its broker.
+
+    A step cut off is cancelled and given a second to unwind. Its error is logged, or with
+    ``errors="raise"`` raised (the last checkpoints: a failure there is the stop's result).
+    """
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait([task], timeout=max(0.1, until - time.monotonic()))
+    if not done:
+        task.cancel()
+        log.warning("stopping: %s cut off after the %.0f s stop timeout (broker unreachable?)", what, STOP_TIMEOUT_S)
+        await asyncio.wait([task], timeout=1.0)
+        return
+    error = asyncio.CancelledError(f"{what} was cancelled") if task.cancelled() else task.exception()
+    if error is not None:
+        if errors == "raise":
+            raise error
+        log.warning("stopping: %s failed: %r", what, error)
 
 
 def _default_url(host: str, port: int) -> str:

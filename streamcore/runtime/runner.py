@@ -112,6 +112,8 @@ class Runner(KafkaMembership):
         self._group: KafkaGroup | None = None
         self._group_errors: list[BaseException] = []
         self._joined = False
+        self._broker_down_since: float | None = None
+        """Kafka: when the broker stopped answering (monotonic time), or None while it answers."""
         self._broker: KafkaBroker | None = None
         self._owners: PartitionOwners | None = None
         """Kafka: which worker serves which partition (to forward requests to the owner)."""
@@ -380,8 +382,11 @@ class Runner(KafkaMembership):
         """Every stream has caught up with its source at least once since the start.
 
         A Kafka worker is ready once it has joined its group and caught up on every
-        partition it got (none, when there are more workers than partitions).
+        partition it got (none, when there are more workers than partitions), and not
+        while its broker does not answer.
         """
+        if self._broker_down_since is not None:
+            return False
         return (bool(self._runs) or self._joined) and all(run.caught_up for run in self._runs)
 
     async def _report(self) -> None:
