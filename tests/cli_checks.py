@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import orjson
 from streamcore.testing import cli_command
 
 
-def cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, stdin: bytes | None = None, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``streamcore ARGS``; `env` adds variables to this process's environment."""
     return subprocess.run(
         cli_command(*args),
         input=stdin.decode() if stdin else None,
@@ -18,6 +22,7 @@ def cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subp
         text=True,
         timeout=120,
         cwd=cwd,
+        env=None if env is None else {**os.environ, **env},
         check=False,
     )
 

@@ -77,9 +77,9 @@ def _payments(tmp_path: Path, count: int, first_ts: int = 1_000) -> subprocess.C
     return cli("log", "produce", "payments", "--partitions", "4", "--partition", "0", *log, stdin=stdin)
 
 
-def _run_payments(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _run_payments(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     log = ["--log-dir", str(tmp_path / "log")]
-    return cli("run", str(APP), "--until-end", "--state-dir", str(tmp_path / "state"), *log, "--quiet", *extra)
+    return cli("run", str(APP), "--until-end", "--state-dir", str(tmp_path / "state"), *log, "--quiet", *extra, env=env)
 
 
 def test_a_checkpoint_past_the_end_of_the_log_stops_the_run_instead_of_skipping_new_records(tmp_path: Path) -> None:
@@ -97,8 +97,10 @@ def test_a_checkpoint_past_the_end_of_the_log_stops_the_run_instead_of_skipping_
     )
     assert "--offset-reset latest" in stopped.stderr
 
-    going_on = _run_payments(tmp_path, "--offset-reset", "latest")  # resumes at the log's end, 3
+    going_on = _run_payments(tmp_path, "--offset-reset", "latest", "--log-format", "json")  # at the log's end, 3
     assert going_on.returncode == 0, going_on.stderr
+    logged = [orjson.loads(line) for line in going_on.stderr.splitlines() if line.startswith("{")]
+    assert any(d["level"] == "warning" and "past the log's end 3" in d["message"] for d in logged), logged
     assert _payments(tmp_path, 2, first_ts=60_000).returncode == 0  # offsets 3, 4
     after = _run_payments(tmp_path)  # no flag needed: the checkpoint now holds offset 3
     assert after.returncode == 0 and "every record accounted for" in after.stderr, after.stderr
@@ -140,3 +142,13 @@ def test_produce_counts_as_malformed_only_what_is_not_a_json_object(tmp_path: Pa
         stdin=stdin,
     )
     assert produced.returncode == 0 and "appended 3 records to payments (1 were not JSON objects" in produced.stderr
+
+
+def test_an_unknown_streamcore_variable_is_warned_about_with_a_guess(tmp_path: Path) -> None:
+    assert _payments(tmp_path, 3).returncode == 0
+    ran = _run_payments(tmp_path, env={"STREAMCORE_CHECKPOINT_INTERVAL": "5s", "STREAMCORE_TEST_ANYTHING": "1"})
+    assert ran.returncode == 0, ran.stderr
+    assert (
+        "unknown setting STREAMCORE_CHECKPOINT_INTERVAL (did you mean STREAMCORE_CHECKPOINT_INTERVAL_MS?)" in ran.stderr
+    )
+    assert "STREAMCORE_TEST_ANYTHING" not in ran.stderr  # the test suite's own

@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 from streamcore.base.errors import ConfigError, StreamcoreError
-from streamcore.cli import dlq_commands, log_commands
+from streamcore.cli import dlq_commands, log_commands, logs
 from streamcore.cli.loader import load_app
-from streamcore.cli.log_repeats import Repeats
 from streamcore.cli.progress import ProgressPrinter, print_summary
 from streamcore.io.admin import open_admin
+from streamcore.runtime.env_check import unknown_variables
 from streamcore.runtime.runner import Runner
 from streamcore.runtime.settings import RunSettings
 
@@ -81,14 +81,16 @@ def run_command(args: argparse.Namespace) -> int:
         offset_reset=args.offset_reset,
         http_token=args.http_token,
     )
-    if args.command == "worker":
-        if not settings.broker.startswith("kafka://"):
-            raise ConfigError("broker", "a worker joins a Kafka group: pass --broker kafka://HOST:PORT")
-        # partitions gained and lost, restores and their rates: what an operator wants in the log
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("aiokafka").setLevel(logging.WARNING)
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(Repeats("aiokafka", every_s=10.0))
+    if args.command == "worker" and not settings.broker.startswith("kafka://"):
+        raise ConfigError("broker", "a worker joins a Kafka group: pass --broker kafka://HOST:PORT")
+    # a worker's partitions gained and lost, restores and their rates: what an operator wants in the log
+    default_level = "info" if args.command == "worker" else "warning"
+    logs.configure(
+        args.log_level or os.environ.get("STREAMCORE_LOG_LEVEL", default_level),
+        args.log_format or os.environ.get("STREAMCORE_LOG_FORMAT", "text"),
+    )
+    for warning in unknown_variables(os.environ):
+        logging.getLogger("streamcore").warning(warning)
     _warn_if_pure_python()
     progress = None if args.quiet else ProgressPrinter(sys.stderr)
     status = asyncio.run(Runner(app, settings, progress=progress, progress_interval_s=args.progress_every).run())
@@ -156,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--progress-every", type=float, default=2.0, help="seconds between progress lines")
         command.add_argument("--quiet", action="store_true", help="no progress lines")
+        command.add_argument(
+            "--log-level", choices=logs.LEVELS, help="info for a worker, warning for run ($STREAMCORE_LOG_LEVEL)"
+        )
+        command.add_argument("--log-format", choices=logs.FORMATS, help="text or json ($STREAMCORE_LOG_FORMAT)")
         command.set_defaults(func=run_command)
 
     demo = sub.add_parser(
