@@ -50,7 +50,8 @@ def print_summary(status: RunStatus, out: TextIO = sys.stdout) -> bool:
         c = task.counters
         balanced = c.accounted == c.records_in
         ok = ok and balanced
-        print(f"  stream {task.name}:", file=out)
+        released = "" if task.released_s is None else f" (held until {task.released_s:.1f} s)"
+        print(f"  stream {task.name}{released}:", file=out)
         print(f"    records in      {c.records_in:>10,}", file=out)
         print(f"    accepted        {c.accepted:>10,}", file=out)
         print(f"    filtered        {c.filtered:>10,}", file=out)

@@ -31,7 +31,7 @@ from streamcore.runtime.metrics import Metrics
 from streamcore.runtime.repartition import plan, repartition_topics
 from streamcore.runtime.settings import RunSettings
 from streamcore.runtime.signals import stop_on_signals
-from streamcore.runtime.status import RunStatus
+from streamcore.runtime.status import RunStatus, TaskStatus
 from streamcore.runtime.task_run import TaskRun
 from streamcore.serving.http import Server
 from streamcore.state.store import TaskStore
@@ -58,6 +58,8 @@ class RunnerParts(Protocol):
     _group_errors: list[BaseException]
     _joined: bool
     _broker_down_since: float | None
+    _released: list[TaskStatus]
+    _started: float
     _broker: KafkaBroker | None
     _owners: PartitionOwners | None
     _pipelines: list[Pipeline]
@@ -99,6 +101,8 @@ class RunnerParts(Protocol):
     async def _assigned(self, broker: KafkaBroker, tps: list[tuple[str, int]]) -> None: ...
 
     def _drive_done(self, drive: asyncio.Task[None]) -> None: ...
+
+    def _task_status(self, r: TaskRun) -> TaskStatus: ...
 
     async def _watch_broker(self, broker: KafkaBroker) -> None: ...
 
@@ -208,7 +212,9 @@ class KafkaMembership:
             await _bounded(broker.close(), stopping_until + 1.0, "closing the broker's clients")
         if self._group_errors:
             raise self._group_errors[0]
-        return self.status()
+        final = self.status()
+        final.tasks[:0] = self._released  # every partition it held, with what it did there
+        return final
 
     async def _watch_broker(self: RunnerParts, broker: KafkaBroker) -> None:
         """Check every `BROKER_CHECK_S` that the broker answers; readiness follows it."""
@@ -296,6 +302,9 @@ class KafkaMembership:
                 run.drive.cancel()
                 await asyncio.wait([run.drive])  # its store closes below: nothing of it may still run
             self.online.unregister(run.task.stream)
+            released = self._task_status(run)
+            released.released_s = time.monotonic() - self._started
+            self._released.append(released)
             self._runs.remove(run)
             await run.source.close()
             run.task.store.close()

@@ -112,6 +112,8 @@ class Runner(KafkaMembership):
         self._group: KafkaGroup | None = None
         self._group_errors: list[BaseException] = []
         self._joined = False
+        self._released: list[TaskStatus] = []
+        """Kafka: the final status of each task whose partition was released (for the exit summary)."""
         self._broker_down_since: float | None = None
         """Kafka: when the broker stopped answering (monotonic time), or None while it answers."""
         self._broker: KafkaBroker | None = None
@@ -135,18 +137,15 @@ class Runner(KafkaMembership):
         return RunStatus(
             elapsed_s=time.monotonic() - self._started,
             processing_time_ms=self.clock.now_ms(),
-            tasks=[
-                TaskStatus(
-                    f"{r.task.pipeline.name}/p{r.task.partitions[0]}" if r.task.split_views else r.task.pipeline.name,
-                    r.task.counters,
-                    r.task.watermark,
-                    r.task.state_entries(),
-                    dict(r.task.positions),
-                    r.source.lag(r.task.positions),
-                )
-                for r in self._runs
-            ],
+            tasks=[self._task_status(r) for r in self._runs],
             stopped_by=self._stopped_by,
+        )
+
+    def _task_status(self, r: TaskRun) -> TaskStatus:
+        name = f"{r.task.pipeline.name}/p{r.task.partitions[0]}" if r.task.split_views else r.task.pipeline.name
+        positions = dict(r.task.positions)
+        return TaskStatus(
+            name, r.task.counters, r.task.watermark, r.task.state_entries(), positions, r.source.lag(positions)
         )
 
     @property

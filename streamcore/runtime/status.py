@@ -16,6 +16,9 @@ class TaskStatus:
     positions: dict[int, int]
     consumer_lag: dict[int, int] = field(default_factory=dict)
     """Kafka: records in the partition not yet processed (high watermark minus position)."""
+    released_s: float | None = None
+    """Kafka, in a worker's final status: when (seconds into the run) the partition was
+    released to another worker; None for one held to the end."""
 
 
 @dataclass(slots=True)

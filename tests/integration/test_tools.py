@@ -39,6 +39,9 @@ def test_log_and_dead_letter_tools_work_on_kafka(kafka: str, tmp_path: Path) -> 
         assert len(run(consume_all(kafka, f"{name}-dlq", expect=1, timeout_s=60))) == 1
     finally:
         assert worker.stop() == 0
+    summary = worker.log.read_text().partition("(SIGTERM)")[2]
+    counted = [int(line.split()[-1].replace(",", "")) for line in summary.splitlines() if "records in" in line]
+    assert sum(counted) == len(events) + 1, summary  # every partition it held, released ones too
 
     tail = cli("log", "tail", f"{name}-events", *where)
     assert tail.returncode == 0 and len(tail.stdout.splitlines()) == len(events) + 1, tail.stderr
