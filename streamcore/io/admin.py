@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamcore.base.clock import SystemClock
 from streamcore.base.errors import ConfigError, TopicNotFound
 from streamcore.base.records import Headers, Record
+from streamcore.io.kafka import KafkaBroker
 from streamcore.io.kafka_settings import KafkaSettings
 from streamcore.io.log import EmbeddedLog, TopicConfig
 
@@ -147,29 +148,21 @@ class EmbeddedAdmin:
 
 
 class KafkaAdmin:
-    """A Kafka cluster behind `TopicAdmin` (aiokafka: an admin client, a producer, and a
-    consumer without a group for reads, so reading moves no group's offsets)."""
+    """A Kafka cluster behind `TopicAdmin`: the worker's own clients (`KafkaBroker`: an admin
+    client and a producer) plus a consumer without a group for reads, so reading moves no
+    group's offsets."""
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self.where = settings.url
-        self._admin: AIOKafkaAdminClient | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self.broker = KafkaBroker(settings)
 
     async def start(self) -> None:
-        s = self.settings
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-tools")
-        try:
-            await self._admin.start()
-        except Exception as exc:
-            await self.close()
-            raise ConfigError("broker", f"cannot reach Kafka at {s.url}: {exc}") from exc
+        await self.broker.start()
 
     @property
     def admin(self) -> AIOKafkaAdminClient:
-        if self._admin is None:
-            raise RuntimeError("KafkaAdmin.start() was not awaited")
-        return self._admin
+        return self.broker.admin
 
     def _consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -243,14 +236,9 @@ class KafkaAdmin:
 
     async def append(self, topic: str, records: Sequence[Append]) -> None:
         await self._partitions(topic)  # TopicNotFound before anything is sent
-        if self._producer is None:
-            s = self.settings
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-tools", enable_idempotence=False
-            )
-            await self._producer.start()
+        producer = self.broker.producer
         sent = [
-            await self._producer.send(
+            await producer.send(
                 topic,
                 r.value,
                 key=r.key,
@@ -260,17 +248,12 @@ class KafkaAdmin:
             )
             for r in records
         ]
-        await self._producer.flush()
+        await producer.flush()
         for future in sent:
             await future  # raises if the broker refused one
 
     async def close(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-        if self._admin is not None:
-            await self._admin.close()
-            self._admin = None
+        await self.broker.close()
 
 
 async def open_admin(broker: str) -> EmbeddedAdmin | KafkaAdmin:

@@ -70,6 +70,12 @@ class KafkaBroker:
             raise RuntimeError("KafkaBroker.start() was not awaited")
         return self._producer
 
+    @property
+    def admin(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            raise RuntimeError("KafkaBroker.start() was not awaited")
+        return self._admin
+
     async def ensure_topic(self, spec: TopicSpec, *, internal: bool = False, compacted: bool = False) -> int:
         """Check that the topic exists (creating it if asked); return its partition count."""
         assert self._admin is not None
