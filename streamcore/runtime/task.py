@@ -209,17 +209,21 @@ class Task(RecordLoops):
         if self._shuffle_writer is not None:
             self._shuffle_writer.after_batch(self.tracker.watermark, at)
 
-    def process_runs(self, batches: Batches, at: int) -> None:
+    def process_runs(self, batches: Batches, at: int) -> list[RecordBatch]:
         """Process consecutive runs of several partitions, in their order; all arrived at `at`.
 
         On the compiled path (`_apply_spans`) the runs are applied in place, with the
-        per-batch bookkeeping paid once for all of them; otherwise one by one, as batches.
+        per-batch bookkeeping paid once for all of them, and nothing is returned; otherwise
+        one by one, as batches, which are returned (a feature stream's freshness metric
+        keeps them; such a stream is never on the compiled path).
         """
         if self._raw_scan is None or self._shuffled is not None or self._shuffle_writer is not None:
-            for run in batches.runs:
+            runs = batches.runs
+            for run in runs:
                 self.process_batch(run, at)
-        else:
-            self._apply_spans(batches.spans, at, arrivals=True)
+            return runs
+        self._apply_spans(batches.spans, at, arrivals=True)
+        return []
 
     def _fire(self) -> None:
         watermark = self.tracker.watermark

@@ -61,15 +61,11 @@ class TaskRun:
     def process(self, fetched: RecordBatch | Batches, at: int) -> float:
         """Process a batch (or consecutive runs of several partitions); return the seconds it took."""
         started = time.perf_counter()
-        if not isinstance(fetched, Batches):
-            self.task.process_batch(fetched, at)
-            runs: list[RecordBatch] = [fetched]
-        elif self.task.tracks_arrivals:  # applied run by run, and kept for the freshness metric
-            runs = fetched.runs
-            for run in runs:
-                self.task.process_batch(run, at)
+        if isinstance(fetched, Batches):
+            runs = self.task.process_runs(fetched, at)
         else:
-            self.task.process_runs(fetched, at)
+            self.task.process_batch(fetched, at)
+            runs = [fetched]
         seconds = time.perf_counter() - started
         self._batch_seconds.observe(seconds)
         if self.task.tracks_arrivals:
