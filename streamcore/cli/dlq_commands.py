@@ -18,6 +18,7 @@ import orjson
 from streamcore.base.clock import SystemClock
 from streamcore.base.deadletter import LATE_REASON, REPLAYED_FROM, DeadLetter
 from streamcore.base.errors import ConfigError, DeadLetterReason, TopicNotFound
+from streamcore.base.records import Record
 from streamcore.io.admin import Append, TopicAdmin
 
 REASONS = (*get_args(DeadLetterReason), LATE_REASON)
@@ -58,7 +59,7 @@ async def _dlq_topic(args: argparse.Namespace, admin: TopicAdmin) -> str:
     return candidates[0]
 
 
-async def _read_all(admin: TopicAdmin, topic: str) -> list[Any]:
+async def _read_all(admin: TopicAdmin, topic: str) -> list[Record]:
     return [record async for chunk in admin.read(topic) for record in chunk]
 
 

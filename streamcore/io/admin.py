@@ -181,11 +181,14 @@ class KafkaAdmin:
 
     async def topics(self) -> list[TopicInfo]:
         names = sorted(n for n in await self.admin.list_topics() if not n.startswith("__"))
-        return [await self.topic(name) for name in names]
+        return await self._infos({name: await self._partitions(name) for name in names})
 
     async def topic(self, name: str) -> TopicInfo:
-        partitions = await self._partitions(name)
-        tps = [TopicPartition(name, p) for p in range(partitions)]
+        return (await self._infos({name: await self._partitions(name)}))[0]
+
+    async def _infos(self, partitions: dict[str, int]) -> list[TopicInfo]:
+        """The offsets of these topics (name -> partition count), asked with one consumer."""
+        tps = [TopicPartition(name, p) for name, count in partitions.items() for p in range(count)]
         consumer = self._consumer()
         await consumer.start()
         try:
@@ -193,9 +196,15 @@ class KafkaAdmin:
             ends = await consumer.end_offsets(tps)
         finally:
             await consumer.stop()
-        return TopicInfo(
-            name, partitions, {tp.partition: starts[tp] for tp in tps}, {tp.partition: ends[tp] for tp in tps}
-        )
+        return [
+            TopicInfo(
+                name,
+                count,
+                {p: starts[TopicPartition(name, p)] for p in range(count)},
+                {p: ends[TopicPartition(name, p)] for p in range(count)},
+            )
+            for name, count in partitions.items()
+        ]
 
     async def create_topic(self, name: str, partitions: int, retention_ms: int | None = None) -> None:
         configs = {"cleanup.policy": "delete"}  # explicit: some brokers (Tansu) return no defaults
