@@ -201,10 +201,8 @@ class KafkaMembership:
             if self._owners is not None:
                 await _bounded(self._owners.close(), stopping_until, "closing the owners topic")
             for r in list(self._runs):  # after an error, or gained while the worker stopped: retired ones are gone
-                if r.drive is not None:  # a stopped drive takes its last checkpoint and ends by itself
-                    await asyncio.wait([r.drive], timeout=max(0.0, stopping_until - time.monotonic()))
-                    r.drive.cancel()
-                    await asyncio.wait([r.drive])  # its store closes next: nothing of it may still run
+                # a stopped drive takes its last checkpoint and ends by itself, within the time left
+                await _ended(r.drive, grace_s=max(0.0, stopping_until - time.monotonic()))
                 await r.source.close()
                 r.task.store.close()
             if self.server is not None:
@@ -298,9 +296,7 @@ class KafkaMembership:
         log.info("partitions revoked: %s", ", ".join(f"{t}/{p}" for t, p in tps) or "none")
         for run in [r for r in self._runs if (r.source.topic, r.task.partitions[0]) in lost]:
             await self._retire(run)
-            if run.drive is not None:
-                run.drive.cancel()
-                await asyncio.wait([run.drive])  # its store closes below: nothing of it may still run
+            await _ended(run.drive, grace_s=0.0)  # retired above: nothing is left for it to do
             self.online.unregister(run.task.stream)
             released = self._task_status(run)
             released.released_s = time.monotonic() - self._started
@@ -309,6 +305,17 @@ class KafkaMembership:
             await run.source.close()
             run.task.store.close()
             log.info("partition %s/%d: checkpointed and released", run.source.topic, run.task.partitions[0])
+
+
+async def _ended(drive: asyncio.Task[None] | None, grace_s: float) -> None:
+    """Until `drive` has ended: on its own within `grace_s`, else cancelled. Its task's store
+    is closed next, so nothing of the drive may still be running then."""
+    if drive is None:
+        return
+    if grace_s > 0:
+        await asyncio.wait([drive], timeout=grace_s)
+    drive.cancel()
+    await asyncio.wait([drive])
 
 
 async def _bounded(step: Coroutine[Any, Any, Any], until: float, what: str, *, errors: str = "log") -> None:
