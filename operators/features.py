@@ -35,11 +35,12 @@ from streamcore.dataflow.operator import Operator, OperatorContext
 from streamcore.online.views import EntityStore
 from streamcore.state.writer import StateWriter
 
-from .aggregations import Aggregation, resolve
+from .aggregations import Aggregation, CountDistinct, resolve
 
 MAX_PANES = 3_600
 _NOW_KEY = b"now"  # the operator's own state: the event time reads are as of
 _ABSENT = object()  # an optional field the event does not have
+_OUT_OF_WINDOW = object()  # an event older than a rolling feature's window: that feature skips it
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,18 +164,22 @@ class FeatureOperator:
 
     # -- per event ----------------------------------------------------------------------------
     def process(self, key: str, event: Any, ts: int) -> Any:
+        """Apply the event to every feature of `key`, all of them or (if anything raises) none."""
         values = [self._extract(plan, event) for plan in self.plans]
-        self.admit(ts)
-        if ts > self.now:
-            self.now = ts
-        now = self.now
+        now = ts if ts > self.now else self.now
         store = self.store
         state = store.get_for_update(key)
         if state is None:
             state = [[] if isinstance(plan, _RollingPlan) else None for plan in self.plans]
+        added = [  # every accumulator first: an aggregation that raises leaves the state as it was
+            _added(state[i], plan, ts, value, now) if isinstance(plan, _RollingPlan) else None
+            for i, (plan, value) in enumerate(zip(self.plans, values, strict=True))
+        ]
+        self.admit(ts)
+        self.now = now
         for i, (plan, value) in enumerate(zip(self.plans, values, strict=True)):
             if isinstance(plan, _RollingPlan):
-                _add_to_panes(state[i], plan, ts, value, now)
+                _store_pane(state[i], plan, ts, added[i], now)
             elif value is not _ABSENT and (state[i] is None or ts >= state[i][0]):
                 state[i] = [ts, value]
         store.put(key, state)
@@ -201,6 +206,10 @@ class FeatureOperator:
             raise SchemaError(f"field {agg.field!r} (feature {plan.name!r}) is missing") from None
         if agg.numeric and not (type(value) is int or (type(value) is float and math.isfinite(value))):
             raise SchemaError(f"field {agg.field!r} (feature {plan.name!r}) is {value!r}, not a finite number")
+        if isinstance(agg, CountDistinct) and isinstance(value, dict | list):
+            raise SchemaError(
+                f"field {agg.field!r} (feature {plan.name!r}) is {type(value).__name__}, not a scalar to count"
+            )
         return value
 
     # -- reads (FeatureReader) -----------------------------------------------------------------
@@ -247,19 +256,32 @@ class FeatureOperator:
         return self.store.keyed.cached
 
 
-def _add_to_panes(panes: list[list[Any]], plan: _RollingPlan, ts: int, value: Any, now: float) -> None:
-    """Add `value` to the pane of `ts`, dropping panes that left the window of `now`."""
+def _added(panes: list[list[Any]], plan: _RollingPlan, ts: int, value: Any, now: float) -> Any:
+    """The accumulator of the pane of `ts` once `value` is in it, or `_OUT_OF_WINDOW`."""
+    start = ts - ts % plan.pane
+    if start + plan.pane <= now - plan.over:
+        return _OUT_OF_WINDOW  # it could never be read
+    agg = plan.aggregation
+    for pane_start, acc in reversed(panes):
+        if pane_start == start:
+            return agg.add(acc, value)
+        if pane_start < start:
+            break
+    return agg.add(agg.create(), value)
+
+
+def _store_pane(panes: list[list[Any]], plan: _RollingPlan, ts: int, acc: Any, now: float) -> None:
+    """Drop the panes that left the window of `now`, and put `acc` (from `_added`) in the pane of `ts`."""
     oldest = now - plan.over
     while panes and panes[0][0] + plan.pane <= oldest:
         del panes[0]
+    if acc is _OUT_OF_WINDOW:
+        return
     start = ts - ts % plan.pane
-    if start + plan.pane <= oldest:
-        return  # older than the window: it can never be read
-    agg = plan.aggregation
     i = len(panes)
     while i and panes[i - 1][0] > start:
         i -= 1
     if i and panes[i - 1][0] == start:
-        panes[i - 1][1] = agg.add(panes[i - 1][1], value)
+        panes[i - 1][1] = acc
     else:
-        panes.insert(i, [start, agg.add(agg.create(), value)])
+        panes.insert(i, [start, acc])

@@ -251,6 +251,23 @@ def test_after_a_restart_reads_are_as_of_the_same_moment_before_any_new_event(tm
     assert reads[0] == reads[1] == expected(events, "a")
 
 
+def test_an_event_a_feature_refuses_changes_no_feature(tmp_path: Path) -> None:
+    """A distinct value that is a list is refused by the sixth feature: the five before it must
+    not have counted the event (an event is applied to all features or to none)."""
+    good = {"card": "a", "ts": 1_000, "amount": 5, "merchant": "m1", "one": 1}
+    refused = {"card": "a", "ts": 2_000, "amount": 7, "merchant": ["m2"], "one": 1}
+    append(tmp_path, [good, refused])
+    seen: dict[str, Any] = {}
+
+    async def read(runner: Runner) -> None:
+        await caught_up(runner, 2)
+        seen.update(runner.online.read("card", "a").values())
+        assert sum(t.counters.dead_lettered.get("schema", 0) for t in runner.status().tasks) == 1
+
+    asyncio.run(while_running(tmp_path, read))
+    assert seen == expected([good], "a")
+
+
 def test_feature_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"features.x.pane: must divide over"):
         FeatureView("v", entity="e", features={"x": Rolling(Count(), over="1m", pane="7s")})
