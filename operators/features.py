@@ -25,17 +25,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import orjson
 
+from streamcore.base import kernels
 from streamcore.base.durations import Duration, to_ms
 from streamcore.base.errors import ConfigError, SchemaError
-from streamcore.dataflow.operator import Operator, OperatorContext
+from streamcore.dataflow.operator import Operator, OperatorContext, admit_any
 from streamcore.online.views import EntityStore
 from streamcore.state.writer import StateWriter
 
-from .aggregations import Aggregation, CountDistinct, resolve
+from .aggregations import Aggregation, Count, CountDistinct, Max, Mean, Min, Sum, resolve
+
+_kernel: Any = kernels.load("streamcore.operators._feature_kernel", "feature views")
+_KIND_NAMES = {Count: "count", Sum: "sum", Min: "min", Max: "max", Mean: "mean", CountDistinct: "count_distinct"}
 
 MAX_PANES = 3_600
 _NOW_KEY = b"now"  # the operator's own state: the event time reads are as of
@@ -144,6 +149,9 @@ class FeatureView:
         return plans, tuple(self.features)
 
     def build(self, context: OperatorContext) -> Operator:
+        """The compiled operator where the kernel is built and covers the view, else the reference."""
+        if _kernel is not None and _kernel_kinds(self.plans()[0]) is not None:
+            return CompiledFeatureOperator(self, context)
         return FeatureOperator(self, context)
 
 
@@ -254,6 +262,65 @@ class FeatureOperator:
 
     def state_entries(self) -> int:
         return self.store.keyed.cached
+
+
+class CompiledFeatureOperator(FeatureOperator):
+    """A `FeatureOperator` whose per-event update and reads run in the compiled kernel.
+
+    The kernel works on the same entity state; whatever it does not read itself (an event
+    that is not a plain dict of the view's fields, say) it hands to the reference methods
+    of this same operator, so the two take turns on one state and one `now`.
+    """
+
+    def __init__(self, view: FeatureView, context: OperatorContext) -> None:
+        plans, _ = view.plans()
+        kinds = _kernel_kinds(plans)
+        assert kinds is not None, "the kernel does not cover this view"
+        self._kernel = _kernel.FeatureKernel(
+            kinds,
+            [plan.over if isinstance(plan, _RollingPlan) else 0 for plan in plans],
+            [plan.pane if isinstance(plan, _RollingPlan) else 1 for plan in plans],
+            tuple(plan.name for plan in plans),
+            tuple(plan.field if isinstance(plan, _LatestPlan) else plan.aggregation.field for plan in plans),
+            tuple(plan.type if isinstance(plan, _LatestPlan) else None for plan in plans),
+        )
+        super().__init__(view, context)
+        check_future = context.admit is not admit_any
+        reference = FeatureOperator
+        self._kernel.bind(
+            self.store,
+            self.emit,
+            self.admit,
+            check_future,
+            partial(reference.process, self),
+            partial(reference.compute, self),
+        )
+        self.process = self._kernel.process  # type: ignore[method-assign]
+        self.compute = self._kernel.compute  # type: ignore[method-assign]
+
+    @property
+    def now(self) -> float:
+        return cast(float, self._kernel.now)
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self._kernel.now = value
+
+
+def _kernel_kinds(plans: list[Plan]) -> list[int] | None:
+    """Each plan's kind code in the kernel, or None if the kernel does not cover them all."""
+    if _kernel is None or len(plans) > _kernel.MAX_FEATURE_COUNT:
+        return None
+    kinds = []
+    for plan in plans:
+        if isinstance(plan, _LatestPlan):
+            kinds.append(_kernel.KINDS["latest"])
+            continue
+        name = _KIND_NAMES.get(type(plan.aggregation))
+        if name is None or plan.over > _kernel.MAX_SPAN_MS:
+            return None
+        kinds.append(_kernel.KINDS[name])
+    return kinds
 
 
 def _added(panes: list[list[Any]], plan: _RollingPlan, ts: int, value: Any, now: float) -> Any:

@@ -64,8 +64,8 @@ def dead_letters(tmp_path: Path, topic: str) -> list[DeadLetter]:
 
 def use_python_references(monkeypatch: Any) -> None:
     """Run on the compiled kernels' Python references, as ``STREAMCORE_PURE_PYTHON=1`` would
-    (that switch is read once, at import): frame splitting and the window kernel."""
-    from streamcore.operators import compiled_windows
+    (that switch is read once, at import): frame splitting, the window and feature kernels."""
+    from streamcore.operators import compiled_windows, features
 
     from streamcore.io.log import format as frame_format
     from streamcore.io.log import split
@@ -73,6 +73,7 @@ def use_python_references(monkeypatch: Any) -> None:
     monkeypatch.setattr(frame_format, "fast_split_values", split.split_values)
     monkeypatch.setattr(frame_format, "fast_split_keys", split.split_keys)
     monkeypatch.setattr(compiled_windows, "_kernel", None)
+    monkeypatch.setattr(features, "_kernel", None)
 
 
 class RecordingContext:

@@ -35,7 +35,7 @@ def _kernels() -> dict[str, bool]:
     from streamcore.base import kernels
     from streamcore.io import merge  # noqa: F401
     from streamcore.io.log import split  # noqa: F401
-    from streamcore.operators import compiled_windows  # noqa: F401
+    from streamcore.operators import compiled_windows, features  # noqa: F401
 
     return dict(sorted(kernels.active().items()))
 

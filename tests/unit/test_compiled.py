@@ -11,7 +11,7 @@ import pytest
 from helpers import RecordingContext
 from hypothesis import given
 from hypothesis import strategies as st
-from streamcore.operators import Count, Tumbling, compiled_windows
+from streamcore.operators import Count, Tumbling, compiled_windows, features
 
 from streamcore.io import merge
 from streamcore.io.log import split
@@ -30,13 +30,14 @@ def test_the_compiled_kernels_are_loaded() -> None:
         Tumbling(10).aggregate_operator({"n": Count()}, allowed_lateness_ms=0, name="w").build(RecordingContext())
     )
     assert type(operator).__name__ == "FixedKernel", "tumbling windows do not run on the kernel"
+    assert features._kernel is not None, "streamcore.operators._feature_kernel did not load"
 
 
 def test_version_says_which_path_is_active() -> None:
     out = subprocess.run([sys.executable, "-m", "streamcore.cli.main", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("streamcore 0.1.0")
     assert (
-        "compiled kernels: frame decoding, partition merge, windows" if split.COMPILED else "pure Python"
+        "compiled kernels: feature views, frame decoding, partition merge, windows" if split.COMPILED else "pure Python"
     ) in out.stdout
     pure = subprocess.run(
         [sys.executable, "-m", "streamcore.cli.main", "--version"],
