@@ -26,6 +26,11 @@ still all or nothing:
 A killed process therefore leaves the last committed checkpoint: on opening, `recover`
 finishes applying a committed journal (applying twice is harmless) and drops any other.
 
+A checkpoint that may hold the worker for a while, or that is small, skips steps 1 and 3:
+its entries and its record go in one write, which RocksDB applies all or nothing (a
+run's last checkpoint, say: a third of the writes, half the bytes). Not with a
+changelog, whose readers may see only part of one write.
+
 The sync is the only step that waits on the disk (3-14 ms measured on this VM after
 6 MB of writes), and RocksDB's write holds the GIL while it fsyncs, where `flush_wal`
 does not: the runner runs `sync_wal` in a thread while the stream goes on.
@@ -55,6 +60,8 @@ _META_KEY = b"m\x00checkpoint"
 _JOURNAL = b"j\x00"
 _CHANGELOG_MARK_KEY = b"l\x00changelog"  # local only: never replicated
 _DELETE = b""  # in a journal: delete the key (state values are never empty)
+DIRECT_BUDGET_S = 0.25
+"""A step with this much time writes the whole checkpoint in one write, without a journal."""
 WRITE_CHUNK = 64
 """Entries per RocksDB write while a checkpoint is journaled and applied (a few hundred µs each),
 so that a step overshoots its budget by little."""
@@ -79,7 +86,10 @@ class _ListWriter:
         self.bytes = 0
 
     def put(self, key: bytes, value: bytes) -> None:
-        self._entries[self._prefix + key] = value
+        # A compact copy: orjson hands back its output in a buffer of about a kilobyte, and
+        # holding tens of thousands of those until the checkpoint is written makes every
+        # one land on fresh memory (measured: 1.9 against 0.47 µs per entry, copy included).
+        self._entries[self._prefix + key] = memoryview(value).tobytes()
         self.bytes += len(key) + len(value)
 
     def delete(self, key: bytes) -> None:
@@ -98,6 +108,8 @@ class CheckpointWrite:
         self._to_journal: Iterator[tuple[bytes, bytes]] = iter(())
         self._to_apply: Iterator[tuple[bytes, bytes]] = iter(())
         self._journaled = self._committed = False
+        self._began = False  # a step wrote to the journal: the checkpoint goes on that way
+        self._direct_meta = b""
 
     def writer(self, namespace: str) -> _ListWriter:
         writer = _ListWriter(self._entries, _namespace_prefix(namespace))
@@ -113,6 +125,7 @@ class CheckpointWrite:
         self._to_journal = iter(self._entries.items())
         self._to_apply = iter(self._entries.items())
         self._meta = orjson.dumps({**meta, "journal": self._journal.hex()})
+        self._direct_meta = orjson.dumps(meta)
 
     def step(self, budget_s: float) -> bool:
         """Write for up to about `budget_s`; True once committed and applied (then `sync_wal`)."""
@@ -120,6 +133,14 @@ class CheckpointWrite:
             raise StateError("seal the checkpoint before writing it")
         deadline = time.perf_counter() + budget_s
         store = self._store
+        if (
+            not self._began
+            and store.changelog is None
+            and (budget_s >= DIRECT_BUDGET_S or len(self._entries) <= WRITE_CHUNK)
+        ):
+            self._write_directly()
+            return True
+        self._began = True
         while not self._journaled:
             chunk = list(islice(self._to_journal, WRITE_CHUNK))
             if not chunk:
@@ -145,6 +166,17 @@ class CheckpointWrite:
             if time.perf_counter() >= deadline:
                 return False
         return True
+
+    def _write_directly(self) -> None:
+        """Entries and checkpoint record in one atomic write: no journal to write, apply and delete."""
+        assert self._meta is not None
+        batch = self._store.batch()
+        for key, value in self._entries.items():
+            _apply(batch, key, value)
+        batch.put(_META_KEY, self._direct_meta)
+        self._store._write(batch, sync=False)
+        self._journaled = self._committed = True
+        self._to_apply = iter(())
 
     def complete(self, meta: dict[str, Any]) -> int:
         """Seal and write all of it now, durably; return the bytes written."""
