@@ -4,7 +4,11 @@ A full collection scans every tracked object, so with a large in-memory state (w
 cached entities) it pauses the event loop for tens of milliseconds, which shows up as the
 tail latency of requests served on that loop. Long-lived state is not garbage, so the
 pacer moves live objects into the permanent generation (``gc.freeze``, O(1)) every
-100 ms; automatic collections then only scan what was allocated since. Objects that die
+20 ms; automatic collections then only scan what was allocated since. Between freezes,
+what survives a young collection is mostly live state waiting to be frozen, so the
+pacer also makes the middle generation's collections ten times rarer than CPython's
+default: they rescanned the same survivors for nothing (measured on the fraud app: the
+collector's share of a run went from 0.19-0.30 s to 0.06-0.08 s, with the 20 ms freeze). Objects that die
 later are still freed by reference counting, which is how engine state goes away. Only
 reference cycles that were still uncollected when frozen outlive their time: once a
 minute the pacer unfreezes everything and runs one full collection (a single pause the
@@ -16,7 +20,9 @@ from __future__ import annotations
 import gc
 import time
 
-FREEZE_EVERY_S = 0.1
+FREEZE_EVERY_S = 0.02
+MIDDLE_GENERATION_THRESHOLD = 100
+"""Young collections between two collections of the middle generation (CPython: 10)."""
 FULL_COLLECTION_EVERY_S = 60.0
 
 
@@ -27,9 +33,13 @@ class GcPacer:
         self._next = 0.0
         self._next_full = 0.0
         self._running = False
+        self._thresholds = gc.get_threshold()
 
     def start(self) -> None:
         self._running = True
+        self._thresholds = gc.get_threshold()
+        young, middle, old = self._thresholds
+        gc.set_threshold(young, max(middle, MIDDLE_GENERATION_THRESHOLD), old)
         self._next = time.monotonic() + self.every_s
         self._next_full = time.monotonic() + self.full_every_s
         gc.collect()
@@ -54,4 +64,5 @@ class GcPacer:
     def stop(self) -> None:
         if self._running:
             self._running = False
+            gc.set_threshold(*self._thresholds)
             gc.unfreeze()
