@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamcore.base.clock import SystemClock
-from streamcore.base.errors import ConfigError, TopicNotFound
+from streamcore.base.errors import ConfigError, StreamcoreError, TopicNotFound
 from streamcore.base.records import Headers, Record
 from streamcore.io.kafka import KafkaBroker
 from streamcore.io.kafka_settings import KafkaSettings
@@ -77,6 +77,12 @@ class TopicAdmin(Protocol):
     async def append(self, topic: str, records: Sequence[Append]) -> None:
         """Append `records`; when this returns they are durable (flushed, acknowledged)."""
         ...
+
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition, the first offset stamped at or after `timestamp_ms`, or the end offset."""
+        ...
+
+    async def delete_topic(self, name: str) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -142,6 +148,12 @@ class EmbeddedAdmin:
                 [r.headers for r in chosen],
                 partition=partition,
             )
+
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        return self.log.offsets_for_time(topic, timestamp_ms)
+
+    async def delete_topic(self, name: str) -> None:
+        self.log.delete_topic(name)
 
     async def close(self) -> None:
         self.log.close()
@@ -260,6 +272,83 @@ class KafkaAdmin:
         await producer.flush()
         for future in sent:
             await future  # raises if the broker refused one
+
+    async def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        tps = [TopicPartition(topic, p) for p in range(await self._partitions(topic))]
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            found = await consumer.offsets_for_times(dict.fromkeys(tps, timestamp_ms))
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+        return {tp.partition: ends[tp] if found.get(tp) is None else found[tp].offset for tp in tps}
+
+    async def delete_topic(self, name: str) -> None:
+        await self._partitions(name)  # TopicNotFound
+        await self.admin.delete_topics([name])
+
+    # -- a consumer group's offsets (`streamcore reset`) -----------------------------------------
+    async def group_members(self, group: str) -> int:
+        """How many consumers are members of `group` now."""
+        described = await self.admin.describe_consumer_groups([group])
+        members = 0
+        for response in described:
+            for entry in response.groups:
+                members += len(entry[-1]) if entry[1] == group else 0  # (error, id, state, type, protocol, members)
+        return members
+
+    async def group_offsets(self, group: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        """The offsets `group` committed for the partitions of `topics`, by (topic, partition)."""
+        tps = [TopicPartition(name, p) for name in topics for p in range(await self._partitions(name))]
+        consumer = self._group_consumer(group)
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            committed = {tp: await consumer.committed(tp) for tp in tps}  # OffsetFetch as workers do it
+        finally:
+            await consumer.stop()
+        return {(tp.topic, tp.partition): offset for tp, offset in committed.items() if offset is not None}
+
+    async def commit_group_offsets(
+        self, group: str, offsets: dict[tuple[str, int], int], *, timeout_s: float = 60.0
+    ) -> None:
+        """Commit `offsets` as `group`'s next positions, joining it as its only member to do so.
+
+        A commit from outside the group is refused while the broker lists any member, and
+        some brokers (Tansu) list a stopped worker for good: as a member, the commit is
+        accepted wherever the group has no live worker (which the caller made sure of)."""
+        s = self.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=f"{s.client_id}-tools",
+            group_id=group,
+            enable_auto_commit=False,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+        )
+        wanted = {TopicPartition(topic, p): offset for (topic, p), offset in offsets.items()}
+        await consumer.start()
+        try:
+            consumer.subscribe(sorted({tp.topic for tp in wanted}))
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while not set(wanted) <= consumer.assignment():
+                if asyncio.get_running_loop().time() > deadline:
+                    raise StreamcoreError(f"could not join consumer group {group!r} to commit its offsets")
+                await consumer.getmany(timeout_ms=100, max_records=1)  # drives the join; records are not used
+            await consumer.commit(wanted)
+        finally:
+            await consumer.stop()
+
+    def _group_consumer(self, group: str) -> AIOKafkaConsumer:
+        """A consumer that reads and commits `group`'s offsets without joining it (manual assignment)."""
+        s = self.settings
+        return AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=f"{s.client_id}-tools",
+            group_id=group,
+            enable_auto_commit=False,
+        )
 
     async def close(self) -> None:
         await self.broker.close()

@@ -260,7 +260,9 @@ class Task(RecordLoops):
         meta = self.store.load_checkpoint()
         check_compatible(meta, self.store, self.operator_names, self.pipeline.name, self.partitions)
         if meta is None:
-            return {}
+            start = self.store.start_positions()  # a reset may say where to start
+            self.positions.update(start)
+            return start
         self.positions = {int(p): off for p, off in meta["positions"].items()}
         self.tracker.restore(meta["watermark"])
         self.checkpoint_id = meta["id"]

@@ -7,6 +7,7 @@ move, be copied or be dropped on its own. Keys:
     b"m\\0checkpoint"                        the checkpoint record (positions, watermarks, ...)
     b"j\\0" + id (8 bytes) + live key       a checkpoint's journal (b"" = delete the key)
     b"l\\0changelog"                         how far the changelog is known to hold this store (Kafka)
+    b"m\\0start"                             where to start without a checkpoint (`streamcore reset`)
 
 Nothing is written between checkpoints: operators keep changes in memory. A checkpoint
 (`CheckpointWrite`) is written so that no single step holds the worker for long, and
@@ -59,6 +60,7 @@ from streamcore.state.writer import StateWriter
 _META_KEY = b"m\x00checkpoint"
 _JOURNAL = b"j\x00"
 _CHANGELOG_MARK_KEY = b"l\x00changelog"  # local only: never replicated
+_START_KEY = b"m\x00start"  # positions to start from without a checkpoint (after a reset)
 _DELETE = b""  # in a journal: delete the key (state values are never empty)
 DIRECT_BUDGET_S = 0.25
 """A step with this much time writes the whole checkpoint in one write, without a journal."""
@@ -243,6 +245,19 @@ class TaskStore:
     def load_checkpoint(self) -> dict[str, Any] | None:
         raw = self._db.get(_META_KEY)
         return None if raw is None else orjson.loads(raw)
+
+    def start_positions(self) -> dict[int, int]:
+        """Where a task without a checkpoint starts (`streamcore reset` sets it); {}: the beginning."""
+        raw = self._db.get(_START_KEY)
+        return {} if raw is None else {int(p): offset for p, offset in orjson.loads(raw).items()}
+
+    def set_start_positions(self, positions: Mapping[int, int]) -> None:
+        """Make a store without a checkpoint start at these source positions (durably)."""
+        if self.load_checkpoint() is not None:
+            raise StateError(f"{self.path} has a checkpoint: its positions are where it resumes")
+        batch = self.batch()
+        batch.put(_START_KEY, orjson.dumps({str(p): offset for p, offset in positions.items()}))
+        self._write(batch, sync=True)
 
     def get(self, namespace: str, key: bytes) -> bytes | None:
         """One value of an operator namespace as of the last checkpoint."""

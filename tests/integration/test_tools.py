@@ -13,7 +13,19 @@ import orjson
 import pytest
 from cli_checks import check_dead_letter_tools, cli
 
-from tests.integration.conftest import Worker, consume_all, run, window_events
+from tests.integration.conftest import (
+    ROOT,
+    TEST_APP,
+    Worker,
+    closing_events,
+    consume_all,
+    create_topic,
+    expected_windows,
+    final_windows,
+    produce,
+    run,
+    window_events,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -54,3 +66,73 @@ def test_a_broker_that_is_not_there_is_a_clear_error() -> None:
     gone = cli("log", "topics", "--broker", "kafka://127.0.0.1:9")
     assert gone.returncode == 2 and "cannot reach Kafka at kafka://127.0.0.1:9" in gone.stderr
     assert time.monotonic() - started < 60
+
+
+def test_reset_on_kafka_moves_the_group_drops_changelogs_and_the_app_starts_over(kafka: str, tmp_path: Path) -> None:
+    """A run, a reset to earliest (refused while the worker is alive), and a second run over the
+    same input from the start: the same windows again, computed from empty state (no changelog
+    restored, nothing counted twice). Then a reset to latest commits the input's end offsets."""
+    name = f"r{uuid.uuid4().hex[:8]}"
+    where = ["--broker", f"kafka://{kafka}", "--state-dir", str(tmp_path / "w1")]
+    stopped = [*where, "--force"]  # Tansu lists a stopped worker as a member for good
+    app_env = {
+        "STREAMCORE_TEST_APP": name,
+        "PYTHONPATH": str(ROOT),
+        "STREAMCORE_KAFKA_SESSION_TIMEOUT_MS": "2000",  # Tansu holds a join for half of it
+        "STREAMCORE_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+    }
+    run(create_topic(kafka, f"{name}-events", 4))
+    run(create_topic(kafka, f"{name}-totals", 1))
+    events = window_events(keys=6, per_key=10)
+    run(produce(kafka, f"{name}-events", events + closing_events(events)))
+    expected = expected_windows(events)
+
+    worker = Worker(kafka, name, tmp_path / "w1")
+    try:
+        assert _windows(kafka, name, len(expected)) == expected
+        refused = cli("reset", TEST_APP, "--to", "earliest", *where, env=app_env, cwd=ROOT)
+        assert refused.returncode == 2 and "has members: stop its workers first" in refused.stderr, refused.stderr
+    finally:
+        assert worker.stop() == 0
+    first_run = len(run(consume_all(kafka, f"{name}-totals")))
+
+    dry = cli("reset", TEST_APP, "--to", "earliest", "--dry-run", *stopped, env=app_env, cwd=ROOT)
+    assert dry.returncode == 0 and f"delete topic {name}-totals-changelog" in dry.stdout, dry.stdout + dry.stderr
+    reset = cli("reset", TEST_APP, "--to", "earliest", *stopped, env=app_env, cwd=ROOT)
+    assert reset.returncode == 0 and "done: the next run starts there" in reset.stdout, reset.stderr
+    assert f"{name}-events/0: " in reset.stdout and " -> 0" in reset.stdout
+    assert not (tmp_path / "w1" / name).exists()
+
+    worker = Worker(kafka, name, tmp_path / "w1")
+    try:
+        again = run(consume_all(kafka, f"{name}-totals", expect=first_run + len(expected), timeout_s=90))
+        second = final_windows([orjson.loads(r.value) for r in again[first_run:]])
+        assert second == expected  # from the first event on, from empty state
+    finally:
+        assert worker.stop() == 0
+
+    latest = cli("reset", TEST_APP, "--to", "latest", *stopped, env=app_env, cwd=ROOT)
+    assert latest.returncode == 0, latest.stderr
+    offsets, ends = run(_group_offsets_and_ends(kafka, name))
+    assert offsets == ends  # the end as the broker reports it (Tansu: its last batch's first offset + 1)
+
+
+def _windows(kafka: str, name: str, expect: int) -> dict[tuple[str, int], tuple[int, int]]:
+    records = run(consume_all(kafka, f"{name}-totals", expect=expect, timeout_s=60))
+    return final_windows([orjson.loads(r.value) for r in records])
+
+
+async def _group_offsets_and_ends(
+    kafka: str, name: str
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    from streamcore.io.admin import KafkaAdmin
+    from streamcore.io.kafka_settings import KafkaSettings
+
+    admin = KafkaAdmin(KafkaSettings.from_url(f"kafka://{kafka}"))
+    await admin.start()
+    try:
+        info = await admin.topic(f"{name}-events")
+        committed = await admin.group_offsets(name, [f"{name}-events"])
+        return committed, {(info.name, p): end for p, end in info.end_offsets.items()}
+    finally:
+        await admin.close()

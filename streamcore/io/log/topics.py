@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -155,6 +156,30 @@ class EmbeddedLog:
         for p in range(self.topic(topic).partitions):
             out[p] = end_offset(self.partition_dir(topic, p))
         return out
+
+    def offsets_for_time(self, topic: str, timestamp_ms: int) -> dict[int, int]:
+        """Per partition, the first offset whose record was stamped at or after `timestamp_ms` (else the end)."""
+        out = {}
+        for p in range(self.topic(topic).partitions):
+            reader = self.reader(topic, p)
+            try:
+                out[p] = reader.position
+                while (batch := reader.read(1 << 14)) is not None:
+                    found = next((i for i, ts in enumerate(batch.timestamps) if ts >= timestamp_ms), None)
+                    if found is not None:
+                        out[p] = batch.base_offset + found
+                        break
+                    out[p] = batch.next_offset
+            finally:
+                reader.close()
+        return out
+
+    def delete_topic(self, name: str) -> None:
+        """Remove a topic and all its records (no writer of this log may hold it open)."""
+        self.topic(name)  # TopicNotFound
+        for key in [k for k in self._writers if k[0] == name]:
+            self._writers.pop(key).close()
+        shutil.rmtree(self.root / name)
 
     def start_offsets(self, topic: str) -> dict[int, int]:
         """The earliest offset still retained in each partition."""
