@@ -29,12 +29,15 @@ class PipelineRegistry(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class MapStep:
-    fn: Callable[[Any], Any]
+    fn: Callable[..., Any]
+    with_record: bool = False
+    """``fn(event, record)``: the step also gets the `Record` the event came from."""
 
 
 @dataclass(frozen=True, slots=True)
 class FilterStep:
-    fn: Callable[[Any], bool]
+    fn: Callable[..., bool]
+    with_record: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +138,21 @@ class Stream:
     def _then(self, step: Step) -> Stream:
         return Stream(self._app, self._source, self._event_time, self._name, (*self._steps, step))
 
-    def map(self, fn: Callable[[Any], Any]) -> Stream:
-        """Replace each event by ``fn(event)``."""
-        return self._then(MapStep(_callable("map", fn)))
+    def map(self, fn: Callable[..., Any], *, with_record: bool = False) -> Stream:
+        """Replace each event by ``fn(event)``.
 
-    def filter(self, fn: Callable[[Any], bool]) -> Stream:
-        """Keep the events for which ``fn(event)`` is true (dropped ones are counted as filtered)."""
-        return self._then(FilterStep(_callable("filter", fn)))
+        With ``with_record=True``, ``fn(event, record)``: `record` is the `Record` the event
+        came from (topic, partition, offset, timestamp, key, headers; its value the raw
+        bytes), or None for a window's result. After a repartition (Kafka) it is the
+        repartitioned record: its partition and offset are the repartition topic's, its key
+        and headers those of the input."""
+        return self._then(MapStep(_callable("map", fn), with_record))
+
+    def filter(self, fn: Callable[..., bool], *, with_record: bool = False) -> Stream:
+        """Keep the events for which ``fn(event)`` is true (dropped ones are counted as filtered).
+
+        ``with_record=True``: ``fn(event, record)``, as for `map`."""
+        return self._then(FilterStep(_callable("filter", fn), with_record))
 
     def key_by(self, key: str | Callable[[Any], str]) -> Stream:
         """Key events by a field name or a function; keys must be strings (else: ``schema``)."""

@@ -15,6 +15,7 @@ import orjson
 from streamcore.base.codec import encode_output
 from streamcore.base.decoding import describe_type, valid_unicode
 from streamcore.base.errors import SchemaError
+from streamcore.base.records import Headers, Record
 from streamcore.dataflow.operator import FILTERED, Emit
 from streamcore.io.transport import Sink
 from streamcore.online.models import Model
@@ -65,14 +66,32 @@ def key_bytes(key: Any) -> bytes | None:
     return (key if type(key) is str else str(key)).encode("utf-8", "surrogatepass")
 
 
-def map_values(fn: Callable[[Any], Any], nxt: Emit) -> Emit:
+def map_values(fn: Callable[..., Any], nxt: Emit, record: Callable[[], Record | None] | None = None) -> Emit:
+    """``fn(event)``, or with `record` (a step that asked) ``fn(event, record)``: the record in hand."""
+    if record is not None:
+
+        def map_with_record(key: Any, value: Any, ts: int) -> Any:
+            return nxt(key, fn(value, record()), ts)
+
+        return map_with_record
+
     def map_node(key: Any, value: Any, ts: int) -> Any:
         return nxt(key, fn(value), ts)
 
     return map_node
 
 
-def filter_values(fn: Callable[[Any], bool], nxt: Emit) -> Emit:
+def filter_values(fn: Callable[..., bool], nxt: Emit, record: Callable[[], Record | None] | None = None) -> Emit:
+    """Keep events where ``fn(event)`` (or ``fn(event, record)``, see `map_values`) is true."""
+    if record is not None:
+
+        def filter_with_record(key: Any, value: Any, ts: int) -> Any:
+            if fn(value, record()):
+                return nxt(key, value, ts)
+            return FILTERED
+
+        return filter_with_record
+
     def filter_node(key: Any, value: Any, ts: int) -> Any:
         if fn(value):
             return nxt(key, value, ts)
@@ -155,8 +174,9 @@ def guard(nxt: Emit, fail: Fail) -> Emit:
     return guarded
 
 
-def topic_sink(sink: Sink, counters: Counting) -> Emit:
-    """Write each value to a topic as JSON, keyed by the entity key.
+def topic_sink(sink: Sink, counters: Counting, headers: Callable[[], Headers]) -> Emit:
+    """Write each value to a topic as JSON, keyed by the entity key, with `headers()`: those
+    of the record it came from (trace propagation; none for window results).
 
     orjson first, inline; `encode_output` only for what it cannot write (integers beyond
     64 bits, unpaired surrogates).
@@ -169,13 +189,13 @@ def topic_sink(sink: Sink, counters: Counting) -> Emit:
             raw = dumps(value)
         except TypeError:
             raw = encode_output(value)
-        add(key_bytes(key), raw, ts)
+        add(key_bytes(key), raw, ts, headers())
         counters.outputs += 1
 
     return to_topic
 
 
-def guarded_topic_sink(sink: Sink, counters: Counting, fail: Fail) -> Emit:
+def guarded_topic_sink(sink: Sink, counters: Counting, fail: Fail, headers: Callable[[], Headers]) -> Emit:
     """`topic_sink` with `guard` folded in: one call per result instead of two."""
     add = sink.add
     dumps = orjson.dumps
@@ -186,7 +206,7 @@ def guarded_topic_sink(sink: Sink, counters: Counting, fail: Fail) -> Emit:
                 raw = dumps(value)
             except TypeError:
                 raw = encode_output(value)
-            add(key.encode() if type(key) is str else key_bytes(key), raw, ts)
+            add(key.encode() if type(key) is str else key_bytes(key), raw, ts, headers())
         except Exception as exc:  # noqa: BLE001 - e.g. a result that is not JSON: dead-letter it
             fail(key, value, ts, exc)
             return

@@ -44,6 +44,8 @@ SOURCE_HEADER = "streamcore-source"
 """On a shuffled event: ``<source partition>:<source offset>``."""
 WATERMARK_HEADER = "streamcore-watermark"
 """Marks a watermark record; its value is ``{"producer": p, "watermark": W or null}``."""
+INTERNAL_HEADERS = frozenset({SOURCE_HEADER, WATERMARK_HEADER})
+"""streamcore's own headers on repartitioned records: not passed on to outputs."""
 
 
 def repartition_topic(app: str, stream: str) -> str:
@@ -154,9 +156,16 @@ class ShuffleWriter:
     """The shuffle stage's sink: events to the partition of their key, watermarks to every partition."""
 
     def __init__(
-        self, sink: PartitionedSink, spec: ShuffleSink, producer: int, arrival: Arrival, idle_timeout_ms: int | None
+        self,
+        sink: PartitionedSink,
+        spec: ShuffleSink,
+        producer: int,
+        arrival: Arrival,
+        idle_timeout_ms: int | None,
+        headers: Callable[[], Headers],
     ) -> None:
         self._sink = sink
+        self._headers = headers  # the input record's, which travel with it to the keyed stage
         self._partitions = spec.partitions
         self._producer = producer
         self._arrival = arrival
@@ -176,7 +185,7 @@ class ShuffleWriter:
             key_bytes,
             encode_output(value),
             ts,
-            ((SOURCE_HEADER, b"%d:%d" % (self._producer, offset)),),
+            (*self._headers(), (SOURCE_HEADER, b"%d:%d" % (self._producer, offset))),  # the input's travel on
             kafka_partition(key_bytes, self._partitions),  # as owners are located (`Runner._locate`)
         )
 

@@ -17,12 +17,12 @@ to 5) are `streamcore.runtime.task_records`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 
 from streamcore.base.clock import Clock
 from streamcore.base.errors import FutureTimestamp
-from streamcore.base.records import Batches, RecordBatch
+from streamcore.base.records import Batches, Record, RecordBatch
 from streamcore.dataflow.operator import Emit, Operator, RawScan, ScansRawRecords, admit_any
 from streamcore.dataflow.stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep, ShuffleSink
 from streamcore.eventtime.watermarks import WatermarkTracker
@@ -97,6 +97,8 @@ class Task(RecordLoops):
         self.tracks_arrivals = False  # set when a step needs to know the record being applied
         self.current_batch: RecordBatch | None = None
         self.current_index = 0
+        self._record_batch: RecordBatch | None = None
+        self.tracks_records = False
         self._ended = False
         self.set_aside = SetAside(
             pipeline=pipeline,
@@ -133,11 +135,12 @@ class Task(RecordLoops):
                 self.partitions[0],
                 self.stream,
                 et.idle_timeout_ms if et else None,
+                self.current_headers,
             )
             self._shuffle_writer = writer
             emit = nodes.counted(writer.emit, self.counters)
         else:
-            emit = nodes.topic_sink(sink, self.counters)
+            emit = nodes.topic_sink(sink, self.counters, self.current_headers)
         self._sink_emit = emit
         steps = self.pipeline.steps
         # A leading key_by(field) is run inline by the hot loop (operator chaining).
@@ -151,9 +154,9 @@ class Task(RecordLoops):
         for index in range(len(steps) - 1, -1, -1):
             step = steps[index]
             if isinstance(step, MapStep):
-                emit = nodes.map_values(step.fn, emit)
+                emit = nodes.map_values(step.fn, emit, self._record_for(step.with_record))
             elif isinstance(step, FilterStep):
-                emit = nodes.filter_values(step.fn, emit)
+                emit = nodes.filter_values(step.fn, emit, self._record_for(step.with_record))
             elif isinstance(step, KeyByStep):
                 emit = nodes.key_by(step.field, step.fn, emit)
             elif isinstance(step, ScoreStep):
@@ -177,6 +180,13 @@ class Task(RecordLoops):
                 self._raw_scan = first.raw_scanner(self._ts_field, self._key_field)
         return emit
 
+    def _record_for(self, asked: bool) -> Callable[[], Record | None] | None:
+        """`current_record` for a step that asked for each record's metadata (else None)."""
+        if not asked:
+            return None
+        self.tracks_records = True
+        return self.current_record
+
     def _admit(self, ts: int) -> None:
         if ts > self._future_limit:
             at = self._future_limit - (self._future_skew or 0)
@@ -186,7 +196,7 @@ class Task(RecordLoops):
         """Downstream of an operator: a failing step dead-letters that result, not the task."""
         fail = self._fail_output_of(step)
         if nxt is self._sink_emit and not isinstance(self.sink, CallbackSink):
-            return nodes.guarded_topic_sink(self.sink, self.counters, fail)
+            return nodes.guarded_topic_sink(self.sink, self.counters, fail, self.current_headers)
         return nodes.guard(nxt, fail)
 
     # -- processing -----------------------------------------------------------
@@ -227,8 +237,12 @@ class Task(RecordLoops):
 
     def _fire(self) -> None:
         watermark = self.tracker.watermark
-        for _, operator in self._operators:
-            operator.on_watermark(watermark)
+        in_hand, self._record_batch = self._record_batch, None  # results of windows: no record's headers
+        try:
+            for _, operator in self._operators:
+                operator.on_watermark(watermark)
+        finally:
+            self._record_batch = in_hand
 
     def finish(self) -> None:
         """End of input: every window fires, as at W = +inf.

@@ -24,10 +24,11 @@ import orjson
 
 from streamcore.base.decoding import bad_key, bad_timestamp, decode_strict, valid_unicode
 from streamcore.base.errors import RecordError
-from streamcore.base.records import RecordBatch, Span
+from streamcore.base.records import Headers, Record, RecordBatch, Span
 from streamcore.dataflow.operator import FILTERED, LATE, SCAN_ARRIVAL, SCAN_DONE, SCAN_LATE, SCAN_SLOW, Emit, RawScan
 from streamcore.eventtime.watermarks import WatermarkTracker
 from streamcore.runtime.counters import TaskCounters
+from streamcore.runtime.repartition import INTERNAL_HEADERS
 from streamcore.runtime.set_aside import error_text
 
 MAX_TIMESTAMP = 2**62
@@ -41,8 +42,13 @@ class RecordLoops:
     positions: dict[int, int]
     tracker: WatermarkTracker
     tracks_arrivals: bool
+    tracks_records: bool
+    """A step asked for each record's metadata (`current_record`)."""
     current_batch: RecordBatch | None
     current_index: int
+    _record_batch: RecordBatch | None
+    """The batch whose record `current_index` is being run through the pipeline; None
+    between records and while windows fire (their results come from many records)."""
     _head: Emit
     _raw_scan: RawScan | None
     _ts_field: str | None
@@ -84,7 +90,7 @@ class RecordLoops:
         p = batch.partition
         tracker = self.tracker
         ts_field = self._ts_field
-        track = self.tracks_arrivals
+        track = self.tracks_arrivals or self.tracks_records or batch.headers is not None
         head = self._head
         key_field = self._key_field
         observe = tracker.observe
@@ -93,6 +99,7 @@ class RecordLoops:
         decode_error = orjson.JSONDecodeError
         filtered = late = 0
         values = batch.values
+        self._record_batch = batch if track else None
         for i in range(begin, end):
             try:
                 event = loads(values[i])
@@ -133,7 +140,24 @@ class RecordLoops:
                 if observe(p, ts):
                     self._fire()
                 moves_watermark = tracker.moves_above(p)
+        self._record_batch = None
         return filtered, late
+
+    # -- the record in hand, for outputs and steps that ask ------------------------------------
+    def current_headers(self) -> Headers:
+        """The headers of the record being run through the pipeline, for the outputs it makes
+        (trace propagation); none for window results, and without streamcore's own."""
+        batch = self._record_batch
+        if batch is None or batch.headers is None:
+            return ()
+        headers = batch.headers[self.current_index]
+        return tuple(h for h in headers if h[0] not in INTERNAL_HEADERS) if headers else ()
+
+    def current_record(self) -> Record | None:
+        """The record being run through the pipeline (its value still the raw bytes); None for
+        window results."""
+        batch = self._record_batch
+        return None if batch is None else batch.record(self.current_index)
 
     def _apply_spans(self, spans: list[Span], at: int, *, arrivals: bool) -> None:
         """The hot loop on a compiled first operator, over runs of one or more partitions.
@@ -197,8 +221,9 @@ class RecordLoops:
         head = self._head
         loads = orjson.loads
         stamps = batch.timestamps
-        track = self.tracks_arrivals
+        track = self.tracks_arrivals or self.tracks_records or batch.headers is not None
         self.current_batch = batch
+        self._record_batch = batch if track else None
         for i, raw in enumerate(batch.values):
             try:
                 event = loads(raw)
@@ -220,6 +245,7 @@ class RecordLoops:
                 self.counters.filtered += 1
             else:
                 self.counters.accepted += 1
+        self._record_batch = None
 
     def _decode_fallback(self, batch: RecordBatch, i: int, at: int) -> Any:
         """orjson refused the bytes: dead-letter them unless they are JSON after all.

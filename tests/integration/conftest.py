@@ -91,7 +91,9 @@ async def consume_all(bootstrap: str, topic: str, *, expect: int = 0, timeout_s:
 class Worker:
     """`streamcore worker` as a real process of the test app."""
 
-    def __init__(self, bootstrap: str, app_name: str, state_dir: Path, http_port: int = 0, **env: str) -> None:
+    def __init__(
+        self, bootstrap: str, app_name: str, state_dir: Path, http_port: int = 0, app_file: str = TEST_APP, **env: str
+    ) -> None:
         self.log = state_dir.parent / f"{state_dir.name}.log"
         environment = {
             **os.environ,
@@ -106,7 +108,7 @@ class Worker:
             self.proc = subprocess.Popen(
                 cli_command(
                     "worker",
-                    TEST_APP,
+                    app_file,
                     "--broker",
                     f"kafka://{bootstrap}",
                     "--state-dir",

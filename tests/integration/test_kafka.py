@@ -91,6 +91,27 @@ def test_round_trip_keeps_keys_timestamps_and_counts_every_event(kafka: str, tmp
         assert record.timestamp == value["end"] - 1  # stamped with the window's last instant
 
 
+def test_input_headers_cross_a_repartition_to_outputs_and_steps_see_their_record(kafka: str, tmp_path: Path) -> None:
+    """Keyed by "user" (the topic is keyed by "key"): each event crosses the repartition
+    topic, carrying its headers, which the output has; streamcore's own headers do not."""
+    name = _app()
+    run(create_topic(kafka, f"{name}-events", 4))
+    run(create_topic(kafka, f"{name}-described", 1))
+    events = [{"key": f"k{i}", "user": f"u{i % 3}", "ts": 1_700_000_000_000 + i, "amount": i} for i in range(12)]
+    run(produce(kafka, f"{name}-events", events, headers=True))  # each with ("source", b"test")
+    worker = Worker(kafka, name, tmp_path / "w1", app_file="tests/integration/apps/kafka_headers.py")
+    try:
+        records = run(consume_all(kafka, f"{name}-described", expect=len(events), timeout_s=60))
+    finally:
+        assert worker.stop() == 0
+    assert len(records) == len(events)
+    for record in records:
+        value = orjson.loads(record.value)
+        assert list(record.headers) == [("source", b"test")]  # the input's, not streamcore-source
+        assert value["record_topic"].startswith(f"{name}-") and value["record_topic"].endswith("-repartition")
+        assert value["record_key"] == value["user"]  # the repartitioned record is keyed by the new key
+
+
 def test_a_restarted_worker_resumes_from_its_checkpoint_and_committed_offsets(kafka: str, tmp_path: Path) -> None:
     name = _app()
     _setup(kafka, name)
