@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from streamcore.base.errors import ConfigError, StreamcoreError
-from streamcore.cli import dlq_commands, log_commands, logs, reset_command
+from streamcore.cli import dlq_commands, log_commands, logs, replay_command, reset_command
 from streamcore.cli.loader import load_app
 from streamcore.cli.progress import ProgressPrinter, print_summary
 from streamcore.io.admin import open_admin
@@ -108,7 +108,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def _tool_command(args: argparse.Namespace) -> int:
-    """A ``log``, ``dlq`` or ``reset`` command: its handler with the `TopicAdmin` of the chosen broker."""
+    """A ``log``, ``dlq``, ``reset`` or ``replay`` command: its handler with the `TopicAdmin` of the chosen broker."""
     args.settings = _settings(args)
     broker = args.settings.broker
 
@@ -173,12 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     log_commands.add_parsers(sub, tools, _tool_command)
     dlq_commands.add_parsers(sub, tools, _tool_command)
     reset_command.add_parser(sub, tools, _tool_command)
+    replay_command.add_parser(sub, tools, _tool_command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, rest = parser.parse_known_args(reset_command.joined_durations(sys.argv[1:] if argv is None else argv))
+    args, rest = parser.parse_known_args(reset_command.joined_dash_values(sys.argv[1:] if argv is None else argv))
     if args.command == "demo":
         args.demo_args = rest  # the demo parses its own options
     elif rest:

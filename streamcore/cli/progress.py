@@ -42,6 +42,27 @@ class ProgressPrinter:
             )
 
 
+class ProgressBar:
+    """A bounded run's progress against its total: ``[####......] 40% 4,000/10,000  2,100/s  ETA 3 s``."""
+
+    WIDTH = 24
+
+    def __init__(self, total: int, out: TextIO = sys.stderr) -> None:
+        self.total = total
+        self.out = out
+
+    def line(self, status: RunStatus) -> str:
+        done = status.records_in
+        share = 1.0 if self.total <= 0 else min(1.0, done / self.total)
+        rate = done / status.elapsed_s if status.elapsed_s > 0 else 0.0
+        eta = f"ETA {(self.total - done) / rate:,.0f} s" if rate > 0 and done < self.total else "ETA -"
+        bar = "#" * round(share * self.WIDTH)
+        return f"[{bar:<{self.WIDTH}}] {share:4.0%} {done:,}/{self.total:,}  {rate:,.0f}/s  {eta}"
+
+    def __call__(self, status: RunStatus) -> None:
+        print(self.line(status), file=self.out, flush=True)
+
+
 def print_summary(status: RunStatus, out: TextIO = sys.stdout) -> bool:
     """Print what happened to every record; return True if every record is accounted for."""
     ok = True

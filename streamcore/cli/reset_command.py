@@ -41,15 +41,21 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
     p.set_defaults(handler=reset_command, func=run)
 
 
-def joined_durations(argv: list[str]) -> list[str]:
-    """``reset ... --to -1h`` as ``--to=-1h``: argparse would take ``-1h`` for an option."""
-    if not argv or argv[0] != "reset":
+DASH_VALUES = ("--to", "--from", "--output-suffix")
+"""Options whose values may begin with a dash (``-1h``, ``-replay``)."""
+
+
+def joined_dash_values(argv: list[str]) -> list[str]:
+    """``reset ... --to -1h`` as ``--to=-1h``, ``replay ... --output-suffix -r`` as ``--output-suffix=-r``:
+    argparse would take such a value for an option."""
+    if not argv or argv[0] not in ("reset", "replay"):
         return argv
     out: list[str] = []
     i = 0
     while i < len(argv):
-        if argv[i] == "--to" and i + 1 < len(argv) and argv[i + 1][:1] == "-" and argv[i + 1][1:2].isdigit():
-            out.append(f"--to={argv[i + 1]}")
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if argv[i] in DASH_VALUES and value.startswith("-") and not value.startswith("--"):
+            out.append(f"{argv[i]}={value}")
             i += 2
         else:
             out.append(argv[i])

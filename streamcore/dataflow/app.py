@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from streamcore.base.durations import Duration, optional_ms
 from streamcore.base.errors import ConfigError
-from streamcore.dataflow.stream import Pipeline, Stream
+from streamcore.dataflow.stream import Pipeline, Stream, TopicSink
 from streamcore.eventtime.watermarks import EventTime
 from streamcore.io.log.topics import check_topic_name
 from streamcore.io.transport import TopicSpec
@@ -70,6 +71,29 @@ class App:
             raise ConfigError("topic", f"topic {name!r} declared twice with different settings")
         self._topics[name] = spec
         return spec
+
+    def with_output_suffix(self, suffix: str) -> App:
+        """The same app, writing every output (results, dead letters, late events) to
+        ``<topic><suffix>`` instead: what `streamcore replay` runs."""
+        copy = App(
+            self.name,
+            version=self.version,
+            dead_letter_topic=self.dead_letter_topic.name + suffix,
+            late_topic=self.late_topic.name + suffix,
+        )
+        outputs = {p.sink.topic for p in self._pipelines.values() if isinstance(p.sink, TopicSink)}
+        for spec in self._topics.values():
+            if spec.name in outputs:
+                copy._topics[spec.name + suffix] = replace(spec, name=spec.name + suffix)
+            elif spec not in (self.dead_letter_topic, self.late_topic):
+                copy._topics[spec.name] = spec
+        copy.models = dict(self.models)
+        for pipeline in self._pipelines.values():
+            sink = pipeline.sink
+            if isinstance(sink, TopicSink):
+                sink = TopicSink(sink.topic + suffix)
+            copy._pipelines[pipeline.name] = replace(pipeline, sink=sink)
+        return copy
 
     def stream(self, topic: TopicSpec | str, *, event_time: EventTime | None = None, name: str | None = None) -> Stream:
         """A stream over a declared topic. `name` (default: the topic) identifies its state."""

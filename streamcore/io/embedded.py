@@ -44,8 +44,11 @@ class EmbeddedSource:
         until_end: bool,
         merge_tick_ms: int = MERGE_TICK_MS,
         offset_reset: str = "none",
+        stop_at: Mapping[int, int] | None = None,
     ) -> None:
         self.log = log
+        self.stop_at = stop_at
+        """The end of input per partition (a replay's range), instead of the end as of `start`."""
         self.offset_reset = offset_reset
         self.topic = topic
         self.tick = merge_tick_ms
@@ -87,7 +90,7 @@ class EmbeddedSource:
         self._heads = [None] * len(self._readers)
         self._cursors = [0] * len(self._readers)
         if self.until_end:
-            self._ends = ends
+            self._ends = ends if self.stop_at is None else {p: min(ends[p], self.stop_at.get(p, ends[p])) for p in ends}
         return moved
 
     def stop_at_current_end(self) -> None:
@@ -240,15 +243,22 @@ class EmbeddedSink:
 class EmbeddedBroker:
     """The embedded log behind the `Broker` protocol."""
 
-    def __init__(self, log: EmbeddedLog, *, offset_reset: str = "none") -> None:
+    def __init__(
+        self, log: EmbeddedLog, *, offset_reset: str = "none", stop_at: Mapping[str, Mapping[int, int]] | None = None
+    ) -> None:
         self.log = log
         self.offset_reset = offset_reset
+        self.stop_at = stop_at or {}
+        """Per topic, where its input ends (`streamcore replay`); other topics end where they end."""
 
     def ensure_topic(self, spec: TopicSpec) -> None:
         self.log.create_topic(TopicConfig(spec.name, spec.partitions, spec.retention_ms, spec.retention_bytes))
 
     def source(self, topic: str, *, until_end: bool) -> EmbeddedSource:
-        return EmbeddedSource(self.log, topic, until_end=until_end, offset_reset=self.offset_reset)
+        stop_at = self.stop_at.get(topic)
+        return EmbeddedSource(
+            self.log, topic, until_end=until_end or stop_at is not None, offset_reset=self.offset_reset, stop_at=stop_at
+        )
 
     def sink(self, topic: str) -> EmbeddedSink:
         return EmbeddedSink(self.log, topic)

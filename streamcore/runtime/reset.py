@@ -69,20 +69,20 @@ class ResetPlan:
         return out
 
 
-def target_time_ms(spec: str, now_ms: int) -> int | None:
-    """The time of ``--to``: None for earliest/latest, else epoch ms (a datetime, or ``-DURATION``)."""
+def target_time_ms(spec: str, now_ms: int, setting: str = "--to") -> int | None:
+    """The time of `setting`: None for earliest/latest, else epoch ms (a datetime, or ``-DURATION``)."""
     if spec in ("earliest", "latest"):
         return None
     if spec.startswith("-"):
-        return now_ms - to_ms(spec[1:], "--to", allow_zero=True)
+        return now_ms - to_ms(spec[1:], setting, allow_zero=True)
     try:
         moment = dt.datetime.fromisoformat(spec)
     except ValueError:
         raise ConfigError(
-            "--to", f"expected earliest, latest, an ISO datetime or -DURATION (e.g. -1h), got {spec!r}"
+            setting, f"expected earliest, latest, an ISO datetime or -DURATION (e.g. -1h), got {spec!r}"
         ) from None
     if moment.tzinfo is None:
-        raise ConfigError("--to", f"{spec!r} has no time zone; add one, e.g. {spec}Z or {spec}+01:00")
+        raise ConfigError(setting, f"{spec!r} has no time zone; add one, e.g. {spec}Z or {spec}+01:00")
     return int(moment.timestamp() * 1000)
 
 

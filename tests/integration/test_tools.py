@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -136,3 +137,38 @@ async def _group_offsets_and_ends(
         return committed, {(info.name, p): end for p, end in info.end_offsets.items()}
     finally:
         await admin.close()
+
+
+def test_replay_on_kafka_is_bounded_writes_suffixed_topics_and_leaves_the_group_alone(
+    kafka: str, tmp_path: Path
+) -> None:
+    """The windows app over its whole input, read without joining its group: the same windows
+    as a live run would give, in ``<name>-totals-rp``, and the run ends by itself."""
+    name = f"p{uuid.uuid4().hex[:8]}"
+    run(create_topic(kafka, f"{name}-events", 4))
+    run(create_topic(kafka, f"{name}-totals", 1))
+    events = window_events(keys=5, per_key=8)
+    run(_produce_one_by_one(kafka, f"{name}-events", events))  # one batch each: Tansu's end offsets are exact
+    env = {"STREAMCORE_TEST_APP": name, "PYTHONPATH": str(ROOT)}
+    where = ["--broker", f"kafka://{kafka}", "--state-dir", str(tmp_path / "rp")]
+    replayed = cli("replay", TEST_APP, "--output-suffix", "-rp", *where, env=env, cwd=ROOT)
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"{len(events)} records" in replayed.stderr and "100%" in replayed.stderr
+    assert "every record accounted for" in replayed.stderr
+    results = run(consume_all(kafka, f"{name}-totals-rp", expect=1, timeout_s=30))
+    assert final_windows([orjson.loads(r.value) for r in results]) == expected_windows(events)
+    offsets, _ = run(_group_offsets_and_ends(kafka, name))
+    assert offsets == {}  # the app's consumer group was not touched
+
+
+async def _produce_one_by_one(kafka: str, topic: str, events: list[dict[str, Any]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=0)
+    await producer.start()
+    try:
+        for event in events:
+            sent = await producer.send(topic, orjson.dumps(event), key=event["key"].encode(), timestamp_ms=event["ts"])
+            await sent
+    finally:
+        await producer.stop()
