@@ -148,6 +148,21 @@ class FeatureView:
                 raise ConfigError(setting, f"expected Rolling(...) or Latest(...), got {spec!r}")
         return plans, tuple(self.features)
 
+    def as_of(self, events: Iterable[tuple[Any, int]], at: int) -> dict[str, Any]:
+        """One entity's features as a read at event time `at` gives them, from its events
+        ``(event, ts)`` in arrival order, counting only those stamped at or before `at`
+        (point in time: nothing later leaks in). For training data (`streamcore backfill`)."""
+        plans, _ = self.plans()
+        state = _empty_state(plans)
+        now = -math.inf
+        for event, ts in events:
+            if ts > at:
+                continue
+            values = [FeatureOperator._extract(plan, event) for plan in plans]
+            now = max(now, ts)
+            _apply(plans, state, values, _accumulators(plans, state, values, ts, now), ts, now)
+        return _compute(plans, state, at, None)
+
     def build(self, context: OperatorContext) -> Operator:
         """The compiled operator where the kernel is built and covers the view, else the reference."""
         if _kernel is not None and _kernel_kinds(self.plans()[0]) is not None:
@@ -178,18 +193,11 @@ class FeatureOperator:
         store = self.store
         state = store.get_for_update(key)
         if state is None:
-            state = [[] if isinstance(plan, _RollingPlan) else None for plan in self.plans]
-        added = [  # every accumulator first: an aggregation that raises leaves the state as it was
-            _added(state[i], plan, ts, value, now) if isinstance(plan, _RollingPlan) else None
-            for i, (plan, value) in enumerate(zip(self.plans, values, strict=True))
-        ]
+            state = _empty_state(self.plans)
+        added = _accumulators(self.plans, state, values, ts, now)
         self.admit(ts)
         self.now = now
-        for i, (plan, value) in enumerate(zip(self.plans, values, strict=True)):
-            if isinstance(plan, _RollingPlan):
-                _store_pane(state[i], plan, ts, added[i], now)
-            elif value is not _ABSENT and (state[i] is None or ts >= state[i][0]):
-                state[i] = [ts, value]
+        _apply(self.plans, state, values, added, ts, now)
         store.put(key, state)
         return self.emit(key, event, ts)
 
@@ -225,22 +233,7 @@ class FeatureOperator:
         return self.now
 
     def compute(self, state: Any, reference: Any, names: Iterable[str] | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        wanted = None if names is None else set(names)
-        for i, plan in enumerate(self.plans):
-            if wanted is not None and plan.name not in wanted:
-                continue
-            if isinstance(plan, _RollingPlan):
-                agg = plan.aggregation
-                acc = agg.create()
-                oldest = reference - plan.over  # panes ending after this overlap (T - over, T]
-                for start, pane_acc in [] if state is None else state[i]:
-                    if start + plan.pane > oldest and start <= reference:
-                        acc = agg.merge(acc, pane_acc)
-                out[plan.name] = agg.result(acc)
-            else:
-                out[plan.name] = None if state is None or state[i] is None else state[i][1]
-        return out
+        return _compute(self.plans, state, reference, names)
 
     # -- the operator protocol ------------------------------------------------------------------
     def on_watermark(self, watermark: float) -> None:
@@ -262,6 +255,48 @@ class FeatureOperator:
 
     def state_entries(self) -> int:
         return self.store.keyed.cached
+
+
+def _empty_state(plans: list[Plan]) -> list[Any]:
+    return [[] if isinstance(plan, _RollingPlan) else None for plan in plans]
+
+
+def _accumulators(plans: list[Plan], state: list[Any], values: list[Any], ts: int, now: float) -> list[Any]:
+    """Every rolling feature's new accumulator (`_added`), before anything changes: one that
+    raises leaves the state as it was."""
+    return [
+        _added(state[i], plan, ts, value, now) if isinstance(plan, _RollingPlan) else None
+        for i, (plan, value) in enumerate(zip(plans, values, strict=True))
+    ]
+
+
+def _apply(plans: list[Plan], state: list[Any], values: list[Any], added: list[Any], ts: int, now: float) -> None:
+    """Put the event's values (and the accumulators from `_accumulators`) into an entity's state."""
+    for i, (plan, value) in enumerate(zip(plans, values, strict=True)):
+        if isinstance(plan, _RollingPlan):
+            _store_pane(state[i], plan, ts, added[i], now)
+        elif value is not _ABSENT and (state[i] is None or ts >= state[i][0]):
+            state[i] = [ts, value]
+
+
+def _compute(plans: list[Plan], state: Any, reference: Any, names: Iterable[str] | None) -> dict[str, Any]:
+    """Each feature's value (or those in `names`) as of `reference`, from an entity's state."""
+    out: dict[str, Any] = {}
+    wanted = None if names is None else set(names)
+    for i, plan in enumerate(plans):
+        if wanted is not None and plan.name not in wanted:
+            continue
+        if isinstance(plan, _RollingPlan):
+            agg = plan.aggregation
+            acc = agg.create()
+            oldest = reference - plan.over  # panes ending after this overlap (T - over, T]
+            for start, pane_acc in [] if state is None else state[i]:
+                if start + plan.pane > oldest and start <= reference:
+                    acc = agg.merge(acc, pane_acc)
+            out[plan.name] = agg.result(acc)
+        else:
+            out[plan.name] = None if state is None or state[i] is None else state[i][1]
+    return out
 
 
 class CompiledFeatureOperator(FeatureOperator):

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from streamcore.base.errors import ConfigError, StreamcoreError
-from streamcore.cli import dlq_commands, log_commands, logs, replay_command, reset_command
+from streamcore.cli import backfill_command, dlq_commands, log_commands, logs, replay_command, reset_command
 from streamcore.cli.loader import load_app
 from streamcore.cli.progress import ProgressPrinter, print_summary
 from streamcore.io.admin import open_admin
@@ -108,7 +108,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def _tool_command(args: argparse.Namespace) -> int:
-    """A ``log``, ``dlq``, ``reset`` or ``replay`` command: its handler with the `TopicAdmin` of the chosen broker."""
+    """A tool (``log``, ``dlq``, ``reset``, ``replay``, ``backfill``): its handler with the broker's `TopicAdmin`."""
     args.settings = _settings(args)
     broker = args.settings.broker
 
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_commands.add_parsers(sub, tools, _tool_command)
     reset_command.add_parser(sub, tools, _tool_command)
     replay_command.add_parser(sub, tools, _tool_command)
+    backfill_command.add_parser(sub, tools, _tool_command)
     return parser
 
 

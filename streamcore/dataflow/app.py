@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -72,9 +72,10 @@ class App:
         self._topics[name] = spec
         return spec
 
-    def with_output_suffix(self, suffix: str) -> App:
+    def with_output_suffix(self, suffix: str, change: Callable[[Pipeline], Pipeline] | None = None) -> App:
         """The same app, writing every output (results, dead letters, late events) to
-        ``<topic><suffix>`` instead: what `streamcore replay` runs."""
+        ``<topic><suffix>`` instead: what `streamcore replay` runs. `change` is applied to
+        each pipeline of the copy (a tool's own steps or sinks: `streamcore backfill`)."""
         copy = App(
             self.name,
             version=self.version,
@@ -92,7 +93,7 @@ class App:
             sink = pipeline.sink
             if isinstance(sink, TopicSink):
                 sink = TopicSink(sink.topic + suffix)
-            copy._pipelines[pipeline.name] = replace(pipeline, sink=sink)
+            copy._pipelines[pipeline.name] = (change or _unchanged)(replace(pipeline, sink=sink))
         return copy
 
     def stream(self, topic: TopicSpec | str, *, event_time: EventTime | None = None, name: str | None = None) -> Stream:
@@ -143,3 +144,7 @@ class App:
     @property
     def pipelines(self) -> tuple[Pipeline, ...]:
         return tuple(self._pipelines.values())
+
+
+def _unchanged(pipeline: Pipeline) -> Pipeline:
+    return pipeline

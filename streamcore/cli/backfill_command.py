@@ -1,0 +1,166 @@
+"""``streamcore backfill``: a feature view's values as of given times, point-in-time correct, for training data.
+
+    streamcore backfill apps/fraud/app.py --view card --at rows.csv --out features.csv
+
+`rows.csv` has a column for the view's entity (its name, e.g. ``card``, or ``entity``)
+and one for the time (``ts`` or ``timestamp``: epoch ms or an ISO datetime with zone).
+The app runs over its whole input once, as a replay would (fresh state, outputs to
+``*-backfill`` topics), so the view sees exactly the events it sees live, including what
+upstream steps and models made of them. The events that reach the view for the rows'
+entities are kept; each row's features are then the view's own definitions over that
+entity's events stamped at or before the row's time (`FeatureView.as_of`): no later
+event leaks in. The output has the row's columns, then one per feature (CSV, or JSON
+lines for a ``.jsonl`` path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+
+from streamcore.base.clock import SystemClock
+from streamcore.base.errors import ConfigError
+from streamcore.cli.loader import load_app
+from streamcore.cli.progress import ProgressBar
+from streamcore.dataflow.app import App
+from streamcore.dataflow.operator import Operator, OperatorContext
+from streamcore.dataflow.stream import FunctionSink, OperatorStep, Pipeline, TopicSink
+from streamcore.io.admin import TopicAdmin
+from streamcore.operators import FeatureView
+from streamcore.runtime.replay import ReplayPlan, plan_replay, run_replay
+
+Events = dict[str, list[tuple[Any, int]]]
+"""entity -> the events that reached the view, with their event times, in arrival order."""
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
+    """Add ``backfill``; `run(args)` opens the broker and awaits ``args.handler(args, admin)``."""
+    p = sub.add_parser(
+        "backfill",
+        parents=[common],
+        help="a feature view's values as of given (entity, time) rows, point-in-time correct",
+    )
+    p.add_argument("app", help="path/to/app.py, package.module, or either with :attribute")
+    p.add_argument("--view", required=True, help="the feature view")
+    p.add_argument("--at", required=True, type=Path, help="CSV of rows: the entity column and ts (or timestamp)")
+    p.add_argument("--out", required=True, type=Path, help="where the rows with their features go (.csv or .jsonl)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(handler=backfill_command, func=run)
+
+
+async def backfill_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
+    app = load_app(args.app)
+    view = _view(app, args.view)
+    rows = read_rows(args.at, view.entity)
+    wanted = {str(row[view.entity]) for row in rows}
+    events: Events = {entity: [] for entity in wanted}
+    recording = _recording_app(app, view, events)
+    plan = await plan_replay(recording, admin, "earliest", "latest", SystemClock().now_ms())
+    with tempfile.TemporaryDirectory(prefix="streamcore-backfill-") as state_dir:
+        settings = replace(args.settings, state_dir=Path(state_dir))
+        progress = None if args.quiet else ProgressBar(plan.total, sys.stderr)
+        await run_replay(ReplayPlan(recording, plan.ranges), "-backfill", admin, settings, progress)
+    out = [{**row, **view.as_of(events[str(row[view.entity])], row["_at_ms"])} for row in rows]
+    write_rows(args.out, out)
+    print(f"{len(out):,} rows of {len(view.features)} features of view {view.name!r} written to {args.out}")
+    return 0
+
+
+def _view(app: App, name: str) -> FeatureView:
+    for pipeline in app.pipelines:
+        for step in pipeline.steps:
+            if isinstance(step, OperatorStep) and isinstance(step.spec, FeatureView) and step.spec.name == name:
+                return step.spec
+    raise ConfigError("--view", f"app {app.name!r} keeps no feature view {name!r}")
+
+
+class _Recorded:
+    """The view, built as usual, whose operator also keeps the events it applied for `events`' entities."""
+
+    def __init__(self, view: FeatureView, events: Events) -> None:
+        self.view = view
+        self.events = events
+        self.name, self.state_version, self.needs_event_time = view.name, view.state_version, view.needs_event_time
+
+    def checker(self) -> Callable[[Any], None]:
+        return cast("Callable[[Any], None]", self.view.checker())
+
+    def build(self, context: OperatorContext) -> Operator:
+        operator = cast(Operator, self.view.build(context))
+        apply, events = operator.process, self.events
+
+        def process(key: Any, event: Any, ts: int) -> Any:
+            kept = events.get(key)
+            seen = dict(event) if kept is not None and type(event) is dict else event  # later steps may add fields
+            result = apply(key, event, ts)  # raises for an event the view refuses: not kept
+            if kept is not None:
+                kept.append((seen, ts))
+            return result
+
+        operator.process = process  # type: ignore[method-assign,assignment]
+        return operator
+
+
+def _recording_app(app: App, view: FeatureView, events: Events) -> App:
+    """`app` with `view` recorded and results discarded (dead letters still go to ``*-backfill`` topics)."""
+
+    def recorded(pipeline: Pipeline) -> Pipeline:
+        steps = tuple(
+            OperatorStep(_Recorded(view, events)) if isinstance(s, OperatorStep) and s.spec is view else s
+            for s in pipeline.steps
+        )
+        sink = FunctionSink(_discard, "discarded") if isinstance(pipeline.sink, TopicSink) else pipeline.sink
+        return replace(pipeline, steps=steps, sink=sink)
+
+    return app.with_output_suffix("", recorded)
+
+
+def _discard(values: list[Any]) -> None:
+    return None
+
+
+def read_rows(path: Path, entity: str) -> list[dict[str, Any]]:
+    """The rows of a CSV file, each with its time as epoch ms in ``_at_ms``."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ConfigError("--at", f"{path} has no rows")
+    columns = set(rows[0])
+    time_column = next((c for c in ("ts", "timestamp") if c in columns), None)
+    if entity not in columns and "entity" in columns:
+        for row in rows:
+            row[entity] = row["entity"]
+    if entity not in rows[0] or time_column is None:
+        raise ConfigError("--at", f"{path} needs a {entity!r} (or 'entity') column and a 'ts' or 'timestamp' column")
+    for row in rows:
+        row["_at_ms"] = _time_ms(row[time_column])
+    return rows
+
+
+def _time_ms(value: str) -> int:
+    if value.lstrip("-").isdigit():
+        return int(value)
+    moment = dt.datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ConfigError("--at", f"time {value!r} has no time zone")
+    return int(moment.timestamp() * 1000)
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    clean = [{k: v for k, v in row.items() if k != "_at_ms"} for row in rows]
+    if path.suffix == ".jsonl":
+        path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in clean))
+        return
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(clean[0]))
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in clean)
