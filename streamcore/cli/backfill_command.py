@@ -11,6 +11,11 @@ entities are kept; each row's features are then the view's own definitions over 
 entity's events stamped at or before the row's time (`FeatureView.as_of`): no later
 event leaks in. The output has the row's columns, then one per feature (CSV, or JSON
 lines for a ``.jsonl`` path).
+
+``--parity URL`` checks that the live worker serves what the definitions give: it pins a
+snapshot there, replays the log up to the snapshot's positions, and compares every
+entity's features with what the worker serves under that snapshot, printing each
+mismatch (exit 1 if there is one).
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import os
 import sys
 import tempfile
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
+import aiohttp
 import orjson
 
 from streamcore.base.clock import SystemClock
@@ -51,8 +60,14 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
     )
     p.add_argument("app", help="path/to/app.py, package.module, or either with :attribute")
     p.add_argument("--view", required=True, help="the feature view")
-    p.add_argument("--at", required=True, type=Path, help="CSV of rows: the entity column and ts (or timestamp)")
-    p.add_argument("--out", required=True, type=Path, help="where the rows with their features go (.csv or .jsonl)")
+    p.add_argument("--at", type=Path, help="CSV of rows: the entity column and ts (or timestamp)")
+    p.add_argument("--out", type=Path, help="where the rows with their features go (.csv or .jsonl)")
+    p.add_argument(
+        "--parity",
+        metavar="URL",
+        help="instead: replay to what the live worker at URL has applied, and compare every entity's features",
+    )
+    p.add_argument("--http-token", help="the live worker's token ($STREAMCORE_HTTP_TOKEN)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=backfill_command, func=run)
 
@@ -60,19 +75,65 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
 async def backfill_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
     app = load_app(args.app)
     view = _view(app, args.view)
+    if args.parity:
+        return await parity(args, admin, app, view)
+    if args.at is None or args.out is None:
+        raise ConfigError("--at", "give the rows (--at rows.csv) and where they go (--out), or --parity URL")
     rows = read_rows(args.at, view.entity)
-    wanted = {str(row[view.entity]) for row in rows}
-    events: Events = {entity: [] for entity in wanted}
-    recording = _recording_app(app, view, events)
-    plan = await plan_replay(recording, admin, "earliest", "latest", SystemClock().now_ms())
-    with tempfile.TemporaryDirectory(prefix="streamcore-backfill-") as state_dir:
-        settings = replace(args.settings, state_dir=Path(state_dir))
-        progress = None if args.quiet else ProgressBar(plan.total, sys.stderr)
-        await run_replay(ReplayPlan(recording, plan.ranges), "-backfill", admin, settings, progress)
+    events: Events = {str(row[view.entity]): [] for row in rows}
+    await _replayed(args, admin, app, view, events, "latest")
     out = [{**row, **view.as_of(events[str(row[view.entity])], row["_at_ms"])} for row in rows]
     write_rows(args.out, out)
     print(f"{len(out):,} rows of {len(view.features)} features of view {view.name!r} written to {args.out}")
     return 0
+
+
+async def _replayed(
+    args: argparse.Namespace, admin: TopicAdmin, app: App, view: FeatureView, events: Events, end: str
+) -> None:
+    """Run `app` over its input up to `end`, keeping in `events` what reaches `view`."""
+    recording = _recording_app(app, view, events)
+    plan = await plan_replay(recording, admin, "earliest", end, SystemClock().now_ms())
+    with tempfile.TemporaryDirectory(prefix="streamcore-backfill-") as state_dir:
+        settings = replace(args.settings, state_dir=Path(state_dir))
+        progress = None if args.quiet else ProgressBar(plan.total, sys.stderr)
+        await run_replay(ReplayPlan(recording, plan.ranges), "-backfill", admin, settings, progress)
+
+
+async def parity(args: argparse.Namespace, admin: TopicAdmin, app: App, view: FeatureView) -> int:
+    """Pin a snapshot on the live worker, replay to its positions, compare every entity's features."""
+    token = args.http_token or os.environ.get("STREAMCORE_HTTP_TOKEN", "")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = args.parity.rstrip("/")
+    stream = next(p.name for p in app.pipelines if any(getattr(s, "spec", None) is view for s in p.steps))
+    source = next(p.source for p in app.pipelines if p.name == stream)
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(f"{url}/snapshots", json={"ttl_ms": 600_000}) as response:
+            pinned = await response.json()
+            if response.status != 201:
+                raise ConfigError("--parity", f"{url} refused a snapshot: {pinned}")
+        positions = pinned["positions"].get(stream, {})
+        end = ",".join(f"{p}:{o}" for p, o in sorted(positions.items(), key=lambda kv: int(kv[0])))
+        events: Events = defaultdict(list)
+        await _replayed(args, admin, app, view, events, end or "earliest")
+        now = max((ts for kept in events.values() for _, ts in kept), default=0)
+        mismatches = 0
+        for entity, kept in sorted(events.items()):
+            replayed = view.as_of(kept, now)
+            query = {"view": view.name, "snapshot": pinned["id"]}
+            async with http.get(f"{url}/features/{quote(entity, safe='')}", params=query) as response:
+                body = await response.json()
+            live = {name: f["value"] for name, f in body["views"][0]["features"].items()}
+            for name, value in replayed.items():
+                if live.get(name) != value or type(live.get(name)) is not type(value):
+                    mismatches += 1
+                    print(f"MISMATCH {entity} {name}: live {live.get(name)!r}, replayed {value!r}")
+        await http.delete(f"{url}/snapshots/{pinned['id']}")
+    print(
+        f"parity of view {view.name!r} at {source} {positions}: {len(events):,} entities, "
+        f"{len(view.features)} features each, {mismatches} mismatches"
+    )
+    return 0 if mismatches == 0 else 1
 
 
 def _view(app: App, name: str) -> FeatureView:
@@ -99,7 +160,7 @@ class _Recorded:
         apply, events = operator.process, self.events
 
         def process(key: Any, event: Any, ts: int) -> Any:
-            kept = events.get(key)
+            kept = events[key] if isinstance(events, defaultdict) else events.get(key)
             seen = dict(event) if kept is not None and type(event) is dict else event  # later steps may add fields
             result = apply(key, event, ts)  # raises for an event the view refuses: not kept
             if kept is not None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
+import signal
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +16,7 @@ import orjson
 from cli_checks import cli
 
 from streamcore.io.log import EmbeddedLog, TopicConfig
+from streamcore.testing import cli_command, free_port
 
 ROOT = Path(__file__).parents[2]
 APP = str(ROOT / "tests" / "fixtures" / "features_app.py")
@@ -124,3 +130,81 @@ def test_backfill_reads_a_view_that_sits_after_a_model(tmp_path: Path) -> None:
     assert [g["card"] for g in got] == ["c1", "c2"]
     assert all(g["last_decision"] in ("approve", "review", "decline") for g in got)
     assert all(g["declines_60m"] >= 0 for g in got)
+
+
+def _live(app: str, tmp_path: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`streamcore run APP --http` over the test's log (no end of input), once its /health says ready."""
+    port = free_port()
+    proc = subprocess.Popen(
+        cli_command(
+            "run",
+            app,
+            "--log-dir",
+            str(tmp_path / "log"),
+            "--state-dir",
+            str(tmp_path / "live"),
+            "--http",
+            f"127.0.0.1:{port}",
+            "--quiet",
+        ),
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the live worker did not become ready")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+
+def test_parity_the_live_fraud_app_serves_what_a_replay_to_its_position_computes(tmp_path: Path) -> None:
+    from streamcore.apps.fraud.generate import TransactionGenerator
+
+    generator = TransactionGenerator(seed=5, cards=300)
+    log = EmbeddedLog(tmp_path / "log")
+    log.create_topic(TopicConfig("transactions", 4))
+    start = 1_767_225_600_000
+    for i in range(30):
+        for p in range(4):
+            batch = generator.batch(start + 200 * i, 20, p)
+            log.producer("transactions").send_many(batch, [start + 200 * i] * len(batch), partition=p)
+    log.close()
+    app = str(ROOT / "apps" / "fraud" / "app.py")
+    proc, url = _live(app, tmp_path)
+    try:
+        for view in ("card", "card_decisions"):
+            checked = cli(
+                "backfill", app, "--view", view, "--parity", url, "--log-dir", str(tmp_path / "log"), "--quiet"
+            )
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+            assert "MISMATCH" not in checked.stdout and " 0 mismatches" in checked.stdout
+            entities = int(checked.stdout.split(" entities")[0].rsplit(" ", 1)[-1].replace(",", ""))
+            assert entities >= 250, checked.stdout  # about every card
+    finally:
+        _stop(proc)
+
+
+def test_parity_reports_a_worker_that_serves_other_definitions(tmp_path: Path) -> None:
+    events = [{"card": c, "ts": 1_000 * i, "amount": i, "merchant": "x"} for i, c in enumerate("abcabcabcabcabc")]
+    log = EmbeddedLog(tmp_path / "log")
+    log.create_topic(TopicConfig("tx", 2))
+    log.producer("tx").send_many([orjson.dumps(e) for e in events], [0] * len(events), partition=0)
+    log.close()
+    proc, url = _live(APP, tmp_path, STREAMCORE_TEST_OVER="5000")  # 5 s windows live, 10 s in the definitions
+    try:
+        checked = cli("backfill", APP, "--view", "card", "--parity", url, "--log-dir", str(tmp_path / "log"))
+    finally:
+        _stop(proc)
+    assert checked.returncode == 1 and "MISMATCH a n: live 2, replayed 3" in checked.stdout, checked.stdout
