@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -153,10 +153,11 @@ class _Recorded:
         self.name, self.state_version, self.needs_event_time = view.name, view.state_version, view.needs_event_time
 
     def checker(self) -> Callable[[Any], None]:
-        return cast("Callable[[Any], None]", self.view.checker())
+        check: Callable[[Any], None] = self.view.checker()
+        return check
 
     def build(self, context: OperatorContext) -> Operator:
-        operator = cast(Operator, self.view.build(context))
+        operator: Operator = self.view.build(context)
         apply, events = operator.process, self.events
 
         def process(key: Any, event: Any, ts: int) -> Any:

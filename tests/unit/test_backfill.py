@@ -99,17 +99,7 @@ def test_backfill_gives_each_row_the_features_as_of_its_time(tmp_path: Path) -> 
 
 def test_backfill_reads_a_view_that_sits_after_a_model(tmp_path: Path) -> None:
     """The fraud app's decisions view is fed by the model and the rules: backfill runs them as live."""
-    from streamcore.apps.fraud.generate import TransactionGenerator
-
-    generator = TransactionGenerator(seed=3, cards=50)
-    log = EmbeddedLog(tmp_path / "log")
-    log.create_topic(TopicConfig("transactions", 4))
-    start = 1_767_225_600_000
-    for i in range(20):
-        for p in range(4):
-            batch = generator.batch(start + 500 * i, 10, p)
-            log.producer("transactions").send_many(batch, [start + 500 * i] * len(batch), partition=p)
-    log.close()
+    start = _fraud_log(tmp_path, seed=3, cards=50, ticks=20, per_tick=10, tick_ms=500)
     (tmp_path / "rows.csv").write_text(f"entity,timestamp\nc1,{start + 9_000}\nc2,{start + 60_000}\n")
     app = str(ROOT / "apps" / "fraud" / "app.py")
     out = tmp_path / "out.jsonl"
@@ -170,17 +160,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_parity_the_live_fraud_app_serves_what_a_replay_to_its_position_computes(tmp_path: Path) -> None:
-    from streamcore.apps.fraud.generate import TransactionGenerator
-
-    generator = TransactionGenerator(seed=5, cards=300)
-    log = EmbeddedLog(tmp_path / "log")
-    log.create_topic(TopicConfig("transactions", 4))
-    start = 1_767_225_600_000
-    for i in range(30):
-        for p in range(4):
-            batch = generator.batch(start + 200 * i, 20, p)
-            log.producer("transactions").send_many(batch, [start + 200 * i] * len(batch), partition=p)
-    log.close()
+    _fraud_log(tmp_path, seed=5, cards=300, ticks=30, per_tick=20, tick_ms=200)
     app = str(ROOT / "apps" / "fraud" / "app.py")
     proc, url = _live(app, tmp_path)
     try:
@@ -208,3 +188,19 @@ def test_parity_reports_a_worker_that_serves_other_definitions(tmp_path: Path) -
     finally:
         _stop(proc)
     assert checked.returncode == 1 and "MISMATCH a n: live 2, replayed 3" in checked.stdout, checked.stdout
+
+
+def _fraud_log(tmp_path: Path, *, seed: int, cards: int, ticks: int, per_tick: int, tick_ms: int) -> int:
+    """The fraud app's input: `ticks` appends of `per_tick` transactions per partition; returns the first time."""
+    from streamcore.apps.fraud.generate import TransactionGenerator
+
+    generator = TransactionGenerator(seed=seed, cards=cards)
+    log = EmbeddedLog(tmp_path / "log")
+    log.create_topic(TopicConfig("transactions", 4))
+    start = 1_767_225_600_000
+    for i in range(ticks):
+        for p in range(4):
+            batch = generator.batch(start + tick_ms * i, per_tick, p)
+            log.producer("transactions").send_many(batch, [start + tick_ms * i] * len(batch), partition=p)
+    log.close()
+    return start
