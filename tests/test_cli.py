@@ -8,6 +8,9 @@ from pathlib import Path
 import orjson
 from cli_checks import check_dead_letter_tools, cli
 
+from streamcore.state.store import TaskStore
+from streamcore.testing import cli_command
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "payments" / "app.py"
 
@@ -152,3 +155,32 @@ def test_an_unknown_streamcore_variable_is_warned_about_with_a_guess(tmp_path: P
         "unknown setting STREAMCORE_CHECKPOINT_INTERVAL (did you mean STREAMCORE_CHECKPOINT_INTERVAL_MS?)" in ran.stderr
     )
     assert "STREAMCORE_TEST_ANYTHING" not in ran.stderr  # the test suite's own
+
+
+def test_clear_words_for_held_state_a_bad_broker_port_and_a_reader_that_stops(tmp_path: Path) -> None:
+    """A second run on state another worker holds, ``kafka://host:notaport``, and ``log tail | head``."""
+    assert _payments(tmp_path, 5).returncode == 0
+    assert _run_payments(tmp_path).returncode == 0
+    held = TaskStore(tmp_path / "state" / "payments" / "spend-per-card")  # as a running worker holds it
+    try:
+        second = _run_payments(tmp_path)
+    finally:
+        held.close()
+    assert second.returncode == 2 and "another worker holds the state at" in second.stderr, second.stderr
+    assert "Resource temporarily unavailable" not in second.stderr
+
+    port = cli("log", "topics", "--broker", "kafka://127.0.0.1:notaport")
+    assert port.returncode == 2 and "has port 'notaport', not a number" in port.stderr, port.stderr
+
+    assert _payments(tmp_path, 3_000).returncode == 0
+    tail = subprocess.Popen(
+        cli_command("log", "tail", "payments", "--log-dir", str(tmp_path / "log")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert tail.stdout is not None and tail.stdout.readline()  # `head -1`: one line, then the pipe closes
+    tail.stdout.close()
+    assert tail.wait(30) == 0
+    assert tail.stderr is not None
+    with tail.stderr:
+        assert tail.stderr.read() == b""  # no traceback

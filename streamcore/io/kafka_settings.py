@@ -47,7 +47,13 @@ class KafkaSettings:
         if not url.startswith("kafka://") or not url.removeprefix("kafka://"):
             raise ConfigError("broker", f"expected kafka://host:port, got {url!r}")
         env = os.environ if env is None else env
-        values: dict[str, Any] = {"bootstrap_servers": url.removeprefix("kafka://").rstrip("/")}
+        servers = url.removeprefix("kafka://").rstrip("/")
+        for server in servers.split(","):
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                what = "has no port" if not host else f"has port {port!r}, not a number from 1 to 65535"
+                raise ConfigError("broker", f"{server!r} in {url!r} {what} (expected kafka://host:port)")
+        values: dict[str, Any] = {"bootstrap_servers": servers}
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is None or f.name == "bootstrap_servers":

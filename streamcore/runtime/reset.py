@@ -154,7 +154,7 @@ def _checkpointed_positions(path: Path, app: App) -> dict[tuple[str, int], int]:
     try:
         store = TaskStore(path)
     except StateError as exc:
-        if "lock" in str(exc).lower():
+        if "another worker holds" in str(exc):
             raise WorkerAlive(f"a worker holds {path}: stop it first") from None
         raise
     try:

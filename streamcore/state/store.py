@@ -236,6 +236,11 @@ class TaskStore:
         try:
             self._db = Rdict(str(path), options)
         except Exception as exc:
+            if "lock" in str(exc).lower():
+                raise StateError(
+                    f"another worker holds the state at {path} (its RocksDB lock): stop it, or give this run "
+                    "its own --state-dir"
+                ) from exc
             raise StateError(f"cannot open state at {path}: {exc}") from exc
         self.sync = sync
         self._write_options = {flag: WriteOptions() for flag in (False, True)}
