@@ -184,3 +184,22 @@ def test_clear_words_for_held_state_a_bad_broker_port_and_a_reader_that_stops(tm
     assert tail.stderr is not None
     with tail.stderr:
         assert tail.stderr.read() == b""  # no traceback
+
+
+def test_errors_in_the_users_app_name_its_file_and_line_and_usage_is_the_subcommands(tmp_path: Path) -> None:
+    bad_argument = tmp_path / "bad_argument.py"
+    bad_argument.write_text("from streamcore import App, Sum\n\napp = App('x')\nSum(3)\n")
+    ran = cli("run", str(bad_argument), "--until-end", "--log-dir", str(tmp_path / "log"))
+    assert ran.returncode == 2, ran.stderr
+    assert f"{bad_argument}:4: sum.field: sum needs the name of a numeric field" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+    bad_syntax = tmp_path / "bad_syntax.py"
+    bad_syntax.write_text("from streamcore import App\napp = App('x'\n")
+    ran = cli("run", str(bad_syntax), "--log-dir", str(tmp_path / "log"))
+    assert ran.returncode == 2 and f"{bad_syntax}:2: SyntaxError: '(' was never closed" in ran.stderr, ran.stderr
+    assert "importlib" not in ran.stderr
+
+    unknown = cli("log", "tail", "payments", "--bogus")
+    assert unknown.returncode == 2 and "streamcore log tail: error: unrecognized arguments: --bogus" in unknown.stderr
+    assert "usage: streamcore log tail" in unknown.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import sysconfig
+import traceback
 from pathlib import Path
 from types import ModuleType
 
@@ -41,18 +43,28 @@ def load_app(target: str) -> App:
     Without an attribute, the module's ``app`` is used, or its only `App` instance.
     """
     location, _, attribute = target.partition(":")
-    if location.endswith(".py") or Path(location).is_file():
-        path = Path(location)
-        if not path.is_file():
-            raise ConfigError("app", f"no such file: {location}")
-        module = _import_file(path)
-    else:
-        if str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))
-        try:
-            module = importlib.import_module(location)
-        except ModuleNotFoundError as exc:
-            raise ConfigError("app", f"cannot import {location!r}: {exc}") from exc
+    try:
+        if location.endswith(".py") or Path(location).is_file():
+            path = Path(location)
+            if not path.is_file():
+                raise ConfigError("app", f"no such file: {location}")
+            module = _import_file(path)
+        else:
+            if str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            try:
+                module = importlib.import_module(location)
+            except ModuleNotFoundError as exc:
+                raise ConfigError("app", f"cannot import {location!r}: {exc}") from exc
+    except AppCodeError:
+        raise
+    except SyntaxError as exc:
+        raise AppCodeError(_syntax_error(exc)) from None
+    except Exception as exc:
+        where = _user_frame(exc)
+        if where is None:
+            raise
+        raise AppCodeError(f"{where}: {_message(exc)}") from None
     if attribute:
         found = getattr(module, attribute, None)
         if not isinstance(found, App):
@@ -64,3 +76,40 @@ def load_app(target: str) -> App:
     if len(apps) != 1:
         raise ConfigError("app", f"{target}: expected one App (or a variable named 'app'), found {len(apps)}")
     return apps[0]
+
+
+class AppCodeError(ConfigError):
+    """The app's own code failed while it was loaded: the message names its file and line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("app", message)
+
+
+def _syntax_error(exc: SyntaxError) -> str:
+    where = f"{exc.filename}:{exc.lineno}"
+    text = (exc.text or "").rstrip("\n")
+    caret = "" if not text or exc.offset is None else "\n    " + text + "\n    " + " " * (exc.offset - 1) + "^"
+    return f"{where}: {type(exc).__name__}: {exc.msg}{caret}"
+
+
+def _user_frame(exc: BaseException) -> str | None:
+    """``file:line`` of the innermost frame of the traceback in the user's code: not streamcore,
+    not the standard library or installed packages, not generated code (``<string>``)."""
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        name = frame.filename
+        if name.startswith("<") or name.startswith(_NOT_USER_CODE):
+            continue
+        found = f"{name}:{frame.lineno}"
+    return found
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+
+
+_NOT_USER_CODE = (
+    str(Path(__file__).resolve().parents[1]),  # streamcore
+    str(Path(__file__).resolve().parents[2] / "operators"),  # operators/ of a source checkout
+    *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")),  # Python, packages
+)

@@ -178,13 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommand_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)subcommand that ran, so that an error shows its usage, not the top one."""
+    for dest in ("command", "log_command", "dlq_command"):
+        chosen = getattr(args, dest, None)
+        subparsers = [
+            a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+        ]  # argparse has no public way
+        if chosen is None or not subparsers or chosen not in subparsers[0].choices:
+            break
+        parser = subparsers[0].choices[chosen]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(reset_command.joined_dash_values(sys.argv[1:] if argv is None else argv))
     if args.command == "demo":
         args.demo_args = rest  # the demo parses its own options
     elif rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        _subcommand_parser(parser, args).error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return int(args.func(args))
     except StreamcoreError as exc:
