@@ -144,7 +144,8 @@ def test_produce_counts_as_malformed_only_what_is_not_a_json_object(tmp_path: Pa
         str(tmp_path),
         stdin=stdin,
     )
-    assert produced.returncode == 0 and "appended 3 records to payments (1 were not JSON objects" in produced.stderr
+    assert produced.returncode == 0 and "appended 3 records to payments" in produced.stderr
+    assert "warning: 1 lines are not JSON objects (line 3)" in produced.stderr
 
 
 def test_an_unknown_streamcore_variable_is_warned_about_with_a_guess(tmp_path: Path) -> None:
@@ -203,3 +204,12 @@ def test_errors_in_the_users_app_name_its_file_and_line_and_usage_is_the_subcomm
     unknown = cli("log", "tail", "payments", "--bogus")
     assert unknown.returncode == 2 and "streamcore log tail: error: unrecognized arguments: --bogus" in unknown.stderr
     assert "usage: streamcore log tail" in unknown.stderr
+
+
+def test_log_produce_says_which_lines_are_not_json_objects_and_which_have_no_key(tmp_path: Path) -> None:
+    lines = b'{"card":"c1","ts":1}\n{broken\n[1,2]\n{"ts":3}\n'
+    log = ["--log-dir", str(tmp_path / "log")]
+    produced = cli("log", "produce", "payments", "--partitions", "4", "--key-field", "card", *log, stdin=lines)
+    assert produced.returncode == 0 and "appended 4 records to payments" in produced.stderr
+    assert "warning: 2 lines are not JSON objects (lines 2, 3): appended as they are" in produced.stderr
+    assert "warning: 1 records have no 'card' field (line 4): appended without a key" in produced.stderr

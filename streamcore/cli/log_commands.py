@@ -113,18 +113,27 @@ async def produce_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
             raise ConfigError("topic", missing) from None
         await admin.create_topic(args.topic, args.partitions)
     batch: list[Append] = []
-    sent = bad = 0
-    for line in sys.stdin.buffer:
-        line = line.rstrip(b"\r\n")
+    sent = 0
+    not_json: list[int] = []  # line numbers
+    no_key: list[int] = []
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        line = raw.rstrip(b"\r\n")
         if not line:
             continue
         key = None
-        if args.key_field:
-            try:
-                found = _json_object(line).get(args.key_field)
-                key = None if found is None else str(found).encode("utf-8", "surrogatepass")
-            except (ValueError, RecursionError, AttributeError):
-                bad += 1  # still appended: the pipeline dead-letters it with its position
+        try:
+            doc = _json_object(line)
+        except (ValueError, RecursionError):
+            doc = None
+        if type(doc) is not dict:
+            not_json.append(number)  # still appended: the pipeline dead-letters it with its position
+            doc = None
+        if args.key_field and doc is not None:
+            found = doc.get(args.key_field)
+            if found is None:
+                no_key.append(number)
+            else:
+                key = str(found).encode("utf-8", "surrogatepass")
         batch.append(Append(line, key, partition=args.partition))
         if len(batch) >= PRODUCE_BATCH:
             await admin.append(args.topic, batch)
@@ -133,9 +142,25 @@ async def produce_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
     if batch:
         await admin.append(args.topic, batch)
         sent += len(batch)
-    note = f" ({bad} were not JSON objects; appended as they are)" if bad else ""
-    print(f"appended {sent} records to {args.topic}{note}", file=sys.stderr)
+    print(f"appended {sent} records to {args.topic}", file=sys.stderr)
+    if not_json:
+        print(
+            f"warning: {len(not_json)} lines are not JSON objects ({_lines(not_json)}): appended as they are; "
+            "the app dead-letters them (decode or schema) with their offsets",
+            file=sys.stderr,
+        )
+    if no_key:
+        print(
+            f"warning: {len(no_key)} records have no {args.key_field!r} field ({_lines(no_key)}): "
+            "appended without a key",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _lines(numbers: list[int], shown: int = 5) -> str:
+    listed = ", ".join(str(n) for n in numbers[:shown])
+    return f"line {listed}" if len(numbers) == 1 else f"lines {listed}{', ...' if len(numbers) > shown else ''}"
 
 
 def record_json(record: Record, meta: bool) -> bytes:
