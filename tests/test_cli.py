@@ -213,3 +213,11 @@ def test_log_produce_says_which_lines_are_not_json_objects_and_which_have_no_key
     assert produced.returncode == 0 and "appended 4 records to payments" in produced.stderr
     assert "warning: 2 lines are not JSON objects (lines 2, 3): appended as they are" in produced.stderr
     assert "warning: 1 records have no 'card' field (line 4): appended without a key" in produced.stderr
+
+
+def test_a_run_to_the_end_of_an_input_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    """Before: it created the topic empty and reported every record (none) accounted for."""
+    ran = _run_payments(tmp_path)
+    assert ran.returncode == 2, ran.stderr
+    assert "input topic 'payments' does not exist in" in ran.stderr and "log produce payments" in ran.stderr
+    assert "accounted for" not in ran.stderr

@@ -72,6 +72,11 @@ class App:
         self._topics[name] = spec
         return spec
 
+    @property
+    def sources(self) -> set[str]:
+        """The topics its streams read."""
+        return {pipeline.source for pipeline in self._pipelines.values()}
+
     def with_output_suffix(self, suffix: str, change: Callable[[Pipeline], Pipeline] | None = None) -> App:
         """The same app, writing every output (results, dead letters, late events) to
         ``<topic><suffix>`` instead: what `streamcore replay` runs. `change` is applied to

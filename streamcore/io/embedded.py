@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from streamcore.base.errors import OffsetOutOfRange
+from streamcore.base.errors import ConfigError, OffsetOutOfRange
 from streamcore.base.records import Batches, Headers, RecordBatch, Span
 from streamcore.io.log import EmbeddedLog, PartitionReader, TopicConfig
 from streamcore.io.log.format import PackedValues
@@ -253,6 +253,17 @@ class EmbeddedBroker:
 
     def ensure_topic(self, spec: TopicSpec) -> None:
         self.log.create_topic(TopicConfig(spec.name, spec.partitions, spec.retention_ms, spec.retention_bytes))
+
+    def refuse_missing(self, inputs: Sequence[TopicSpec]) -> None:
+        """A run to the end of an input that does not exist would create it empty and report every
+        (none) record accounted for: a typo in a topic or log directory. Say so instead."""
+        for spec in inputs:
+            if not self.log.has_topic(spec.name):
+                raise ConfigError(
+                    "topic",
+                    f"input topic {spec.name!r} does not exist in {self.log.root}; produce to it first "
+                    f"(streamcore log produce {spec.name} --partitions {spec.partitions} < records.jsonl)",
+                )
 
     def source(self, topic: str, *, until_end: bool) -> EmbeddedSource:
         stop_at = self.stop_at.get(topic)

@@ -140,7 +140,7 @@ class KafkaMembership:
         stopping_until: float | None = None
         try:
             internal = {self.app.dead_letter_topic.name, self.app.late_topic.name}
-            sources = {pipeline.source for pipeline in self.app.pipelines}
+            sources = self.app.sources
             for spec in sorted(self.app.topics, key=lambda t: (t.name not in sources, t.name)):  # inputs first
                 await broker.ensure_topic(spec, internal=spec.name in internal)
             declared = {spec.name: replace(spec, partitions=broker.partitions(spec.name)) for spec in self.app.topics}

@@ -57,7 +57,7 @@ class ReplayPlan:
 
 def check_replayable(app: App) -> None:
     """A replay reads inputs and writes suffixed outputs: an output that is also an input cannot be both."""
-    inputs = {pipeline.source for pipeline in app.pipelines}
+    inputs = app.sources
     fed = sorted(p.sink.topic for p in app.pipelines if isinstance(p.sink, TopicSink) and p.sink.topic in inputs)
     if fed:
         raise ConfigError("replay", f"topics {fed} are both an output and an input of {app.name!r}")
@@ -67,7 +67,7 @@ async def plan_replay(app: App, admin: TopicAdmin, start: str, end: str, now_ms:
     """Resolve ``--from`` and ``--to`` to offsets per input partition (the ends as of now)."""
     check_replayable(app)
     ranges: Ranges = {}
-    for topic in sorted({pipeline.source for pipeline in app.pipelines}):
+    for topic in sorted(app.sources):
         info = await admin.topic(topic)
         firsts = await _bound(admin, info, start, now_ms, default=info.start_offsets, setting="--from")
         ends = await _bound(admin, info, end, now_ms, default=info.end_offsets, setting="--to")

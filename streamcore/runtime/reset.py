@@ -98,7 +98,7 @@ async def plan_reset(
     app_state = state_dir / app.name
     stores = sorted(p.parent for p in app_state.rglob("CURRENT")) if app_state.exists() else []
     kafka = isinstance(admin, KafkaAdmin)
-    sources = sorted({pipeline.source for pipeline in app.pipelines})
+    sources = sorted(app.sources)
     current: dict[tuple[str, int], int] = {}
     if isinstance(admin, KafkaAdmin):
         group = admin.settings.group_id or app.name

@@ -157,6 +157,8 @@ class Runner(KafkaMembership):
         broker = self.broker or broker_from_settings(self.settings)
         if isinstance(broker, KafkaBroker):
             return await self._run_group(broker)
+        if self.settings.until_end and isinstance(broker, EmbeddedBroker):  # to the end of what exists
+            broker.refuse_missing([spec for spec in self.app.topics if spec.name in self.app.sources])
         for spec in self.app.topics:
             broker.ensure_topic(spec)
         crashed = False
