@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import orjson
@@ -221,3 +222,19 @@ def test_a_run_to_the_end_of_an_input_that_does_not_exist_says_so(tmp_path: Path
     assert ran.returncode == 2, ran.stderr
     assert "input topic 'payments' does not exist in" in ran.stderr and "log produce payments" in ran.stderr
     assert "accounted for" not in ran.stderr
+
+
+def test_event_times_in_seconds_or_long_ago_get_one_warning_per_stream(tmp_path: Path) -> None:
+    now_s = int(time.time())
+    assert _payments(tmp_path, 50, first_ts=now_s).returncode == 0  # seconds, not milliseconds
+    ran = _run_payments(tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr.count("event times look like seconds") == 2  # once for each of the app's two streams
+    assert "multiply them by 1000" in ran.stderr
+
+    fresh = tmp_path / "ms"
+    assert _payments(fresh, 50, first_ts=now_s * 1000).returncode == 0
+    assert "event times" not in _run_payments(fresh).stderr
+    old = tmp_path / "old"
+    assert _payments(old, 50, first_ts=1_000).returncode == 0
+    assert "event times are more than ten years old" in _run_payments(old).stderr

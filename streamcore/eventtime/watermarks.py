@@ -12,6 +12,7 @@ The watermark rules (see ``docs/semantics.md`` and the TCK's SEMANTICS.md):
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -167,3 +168,26 @@ class WatermarkTracker:
         self.t0 = snapshot["t0"]
         self.live = self.partitions
         self._in_sync = False
+
+
+SECONDS_RANGE = (10**9, 10**11)
+"""Event times in here are 2001-2286 read as seconds, but January 1970 as milliseconds."""
+FAR_PAST_MS = 10 * 365 * 86_400_000
+
+
+def time_unit_warning(watermark: float, now_ms: int) -> str | None:
+    """A word for a watermark that suggests event times are not epoch milliseconds, or None."""
+    if watermark in (NEG_INF, math.inf):
+        return None
+    if SECONDS_RANGE[0] <= watermark < SECONDS_RANGE[1]:
+        return (
+            f"event times look like seconds (the watermark is {int(watermark)}); streamcore reads them as "
+            "milliseconds since the epoch: multiply them by 1000"
+        )
+    if watermark < now_ms - FAR_PAST_MS:
+        moment = dt.datetime.fromtimestamp(max(0.0, watermark) / 1000, dt.UTC).isoformat(timespec="seconds")
+        return (
+            f"event times are more than ten years old (the watermark is {int(watermark)}, {moment}); "
+            "streamcore reads them as milliseconds since the epoch"
+        )
+    return None

@@ -16,6 +16,7 @@ to 5) are `streamcore.runtime.task_records`.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import cast
@@ -25,7 +26,7 @@ from streamcore.base.errors import FutureTimestamp
 from streamcore.base.records import Batches, Record, RecordBatch
 from streamcore.dataflow.operator import Emit, Operator, RawScan, ScansRawRecords, admit_any
 from streamcore.dataflow.stream import FilterStep, KeyByStep, MapStep, OperatorStep, Pipeline, ScoreStep, ShuffleSink
-from streamcore.eventtime.watermarks import WatermarkTracker
+from streamcore.eventtime.watermarks import NEG_INF, WatermarkTracker, time_unit_warning
 from streamcore.io.transport import Sink
 from streamcore.online.models import Model
 from streamcore.online.views import OnlineState
@@ -39,6 +40,8 @@ from streamcore.runtime.task_context import TaskContext, TaskStream
 from streamcore.runtime.task_records import RecordLoops
 from streamcore.state.keyed import KeyedState
 from streamcore.state.store import TaskStore
+
+log = logging.getLogger("streamcore.task")
 
 
 class Task(RecordLoops):
@@ -99,6 +102,7 @@ class Task(RecordLoops):
         self.current_index = 0
         self._record_batch: RecordBatch | None = None
         self.tracks_records = False
+        self._time_unit_checked = False
         self._ended = False
         self.set_aside = SetAside(
             pipeline=pipeline,
@@ -237,6 +241,8 @@ class Task(RecordLoops):
 
     def _fire(self) -> None:
         watermark = self.tracker.watermark
+        if not self._time_unit_checked and watermark != NEG_INF:
+            self._check_time_unit(watermark)
         in_hand, self._record_batch = self._record_batch, None  # results of windows: no record's headers
         try:
             for _, operator in self._operators:
@@ -251,9 +257,19 @@ class Task(RecordLoops):
         lets a later run over a grown log continue (revise, retract) instead of treating
         everything new as late.
         """
+        if not self._time_unit_checked:  # a short input may end before the watermark moves
+            self._check_time_unit(max(self.tracker.wm.values(), default=NEG_INF))
         for _, operator in self._operators:
             operator.on_end_of_input()
         self._ended = True
+
+    def _check_time_unit(self, watermark: float) -> None:
+        """Once per task: warn if the first watermark suggests event times are not epoch milliseconds."""
+        if watermark == NEG_INF:
+            return
+        self._time_unit_checked = True
+        if (warning := time_unit_warning(watermark, self.clock.now_ms())) is not None:
+            log.warning("stream %s: %s", self.pipeline.name, warning)
 
     @property
     def watermark(self) -> float:
