@@ -238,3 +238,13 @@ def test_event_times_in_seconds_or_long_ago_get_one_warning_per_stream(tmp_path:
     old = tmp_path / "old"
     assert _payments(old, 50, first_ts=1_000).returncode == 0
     assert "event times are more than ten years old" in _run_payments(old).stderr
+
+
+def test_help_shows_defaults_the_demos_and_every_flag_the_readme_names(tmp_path: Path) -> None:
+    replay = cli("replay", "--help")
+    assert replay.returncode == 0 and "(default: earliest)" in replay.stdout and "(default: None)" not in replay.stdout
+    assert "usage: streamcore demo [fraud]" in cli("demo", "--help").stdout
+    assert "usage: streamcore demo payments" in cli("demo", "payments", "--help").stdout
+    assert "--fsync {never,always}" in cli("run", "--help").stdout  # the README names it
+    assert _payments(tmp_path, 3).returncode == 0
+    assert _run_payments(tmp_path, "--fsync", "always").returncode == 0

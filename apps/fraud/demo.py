@@ -163,7 +163,7 @@ async def run_demo(workdir: Path, rate: int, seconds: float, seed: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="streamcore demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="streamcore demo [fraud]", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--rate", type=int, default=4_000, help="transactions per second (default 4000)")
     ap.add_argument("--seconds", type=float, default=20.0, help="how long the terminals send (default 20)")

@@ -102,7 +102,7 @@ async def run_demo(workdir: Path, rate: int, duration: float, seed: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="streamcore demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="streamcore demo payments", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--rate", type=int, default=20_000, help="payments per second (default 20000)")
     ap.add_argument("--seconds", type=float, default=15.0, help="how long the terminals send (default 15)")

@@ -3,8 +3,11 @@
 streamcore run APP [--until-end]     run an app file or module
 streamcore worker APP --broker kafka://HOST:PORT   one worker of the app's Kafka consumer group
 streamcore demo [fraud|payments]     a bundled demo on a generated live stream
-streamcore log topics|produce|tail   the embedded log
+streamcore log topics|produce|tail   topics (embedded or --broker kafka://...)
 streamcore dlq list|show|replay      dead-lettered records
+streamcore reset APP --to WHEN       start an app over from a point of its input
+streamcore replay APP --output-suffix S [--from ..] [--to ..]   a range again, into suffixed topics
+streamcore backfill APP --view V --at rows.csv --out F          features as of given times (or --parity URL)
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def run_command(args: argparse.Namespace) -> int:
         advertise=getattr(args, "advertise", None),
         offset_reset=args.offset_reset,
         http_token=args.http_token,
+        fsync=args.fsync,
     )
     if args.command == "worker" and not settings.broker.startswith("kafka://"):
         raise ConfigError("broker", "a worker joins a Kafka group: pass --broker kafka://HOST:PORT")
@@ -146,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--state-dir", type=Path, help="RocksDB state (default: $STREAMCORE_STATE_DIR)")
         command.add_argument("--broker", help="embedded:<dir> (default) or kafka://host:port ($STREAMCORE_BROKER)")
         command.add_argument("--checkpoint-interval-ms", type=int, help="milliseconds between checkpoints")
+        command.add_argument(
+            "--fsync",
+            choices=("never", "always"),
+            help="always: sync the log's appends and each checkpoint to disk (survives power loss) "
+            "($STREAMCORE_FSYNC; default never)",
+        )
         command.add_argument("--http", metavar="HOST:PORT", help="serve features, scores, health and metrics here")
         command.add_argument(
             "--http-token",
@@ -166,7 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=run_command)
 
     demo = sub.add_parser(
-        "demo", help="run the bundled demo app over a generated stream (see demo --help)", add_help=False
+        "demo",
+        help="run the bundled demo app over a generated stream (see demo --help)",
+        usage="streamcore demo [fraud|payments] [options]",
+        add_help=False,
     )
     demo.set_defaults(func=demo_command)
 
@@ -175,7 +188,32 @@ def build_parser() -> argparse.ArgumentParser:
     reset_command.add_parser(sub, tools, _tool_command)
     replay_command.add_parser(sub, tools, _tool_command)
     backfill_command.add_parser(sub, tools, _tool_command)
+    _show_defaults(parser)
     return parser
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Help that ends each option with its default, where it has one worth saying (not None or off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and action.default not in (None, False, argparse.SUPPRESS)
+            and "%(default)" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand's help shows its options' defaults."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):  # argparse has no public way
+            for sub in action.choices.values():
+                if sub.formatter_class is argparse.HelpFormatter:
+                    sub.formatter_class = _DefaultsShown
+                _show_defaults(sub)
 
 
 def _subcommand_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:

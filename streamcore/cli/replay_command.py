@@ -28,11 +28,16 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
         ),
     )
     p.add_argument("app", help="path/to/app.py, package.module, or either with :attribute")
-    p.add_argument("--from", dest="start", default="earliest", help="where each partition starts (earliest)")
-    p.add_argument("--to", dest="end", default="latest", help="where each partition ends (latest: as of now)")
+    p.add_argument("--from", dest="start", default="earliest", help="where each partition starts")
+    p.add_argument(
+        "--to", dest="end", default="latest", help="where each partition ends (latest: its end as the replay starts)"
+    )
     p.add_argument("--output-suffix", required=True, help="appended to every output topic, e.g. -replay")
     p.add_argument(
-        "--state-dir", type=Path, default=Path(".streamcore/replay"), help="fresh state (.streamcore/replay)"
+        "--state-dir",
+        type=Path,
+        default=Path(".streamcore/replay"),
+        help="where the replay keeps its state (it must not hold the app's yet)",
     )
     p.add_argument("--progress-every", type=float, default=1.0, help="seconds between progress lines")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
