@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,7 +68,7 @@ def test_fraud_demo_decides_catches_fraud_and_shows_freshness(tmp_path: Path) ->
     out = demo.stdout
     assert "every record accounted for" in out and "curl -s http://127.0.0.1:" in out
     assert "decline" in out and "freshness p50" in out and "future_timestamp" in out
-    caught = out.split("declined or reviewed ")[1].split(" ")[0]
+    caught = out.split("injected fraud: ")[1].split(", ")[1].split(" ")[0]
     assert int(caught) > 0  # injected fraud was caught
 
 
@@ -248,3 +251,32 @@ def test_help_shows_defaults_the_demos_and_every_flag_the_readme_names(tmp_path:
     assert "--fsync {never,always}" in cli("run", "--help").stdout  # the README names it
     assert _payments(tmp_path, 3).returncode == 0
     assert _run_payments(tmp_path, "--fsync", "always").returncode == 0
+
+
+def test_the_fraud_demo_fits_80_columns_speaks_in_words_and_cleans_up(tmp_path: Path) -> None:
+    before = set(Path(tempfile.gettempdir()).glob("streamcore-fraud-*"))
+    demo = cli("demo", "--seconds", "3", "--rate", "1000")
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    wide = [line for line in demo.stdout.splitlines() if len(line) > 80]
+    assert not wide, wide
+    assert "decisions: " in demo.stdout and " approved, " in demo.stdout and "{'" not in demo.stdout
+    assert set(Path(tempfile.gettempdir()).glob("streamcore-fraud-*")) == before  # removed: no --keep
+
+    kept = cli("demo", "--seconds", "2", "--rate", "500", "--keep")
+    assert kept.returncode == 0 and "the log and state are in " in kept.stdout
+    where = Path(kept.stdout.split("the log and state are in ")[1].split()[0])
+    assert (where / "log").is_dir()
+    shutil.rmtree(where)
+
+
+def test_ctrl_c_stops_the_demo_with_the_summary_so_far() -> None:
+    demo = subprocess.Popen(cli_command("demo", "--seconds", "60", "--rate", "500"), stdout=subprocess.PIPE, text=True)
+    assert demo.stdout is not None
+    with demo.stdout:
+        for line in demo.stdout:
+            if " in " in line and "/s)" in line:  # the first progress line: it runs
+                break
+        demo.send_signal(signal.SIGINT)
+        rest = demo.stdout.read()
+    assert demo.wait(60) == 0
+    assert "stopped after" in rest and "(interrupted)" in rest and "every record accounted for" in rest

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -100,17 +103,18 @@ async def run_demo(workdir: Path, rate: int, seconds: float, seed: int) -> int:
     while runner.server is None:  # noqa: ASYNC110 - waits for the runner to come up
         await asyncio.sleep(0.01)
     base = f"http://127.0.0.1:{runner.server.port}"
-    print(
-        f"HTTP API while it runs:  curl -s {base}/features/c42   |   "
-        f'curl -s -X POST {base}/score/fraud -d \'{{"entity": "c42"}}\'\n'
-    )
+    print(f"HTTP API while it runs:\n  curl -s {base}/features/c42")
+    print(f'  curl -s -X POST {base}/score/fraud -d \'{{"entity": "c42"}}\'\n')
     producing = asyncio.create_task(terminals(log, generator, rate, seconds))
+    interrupted = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted.set)  # Ctrl-C: the summary so far
     reader = log.reader("decisions", 0)
     decisions: Counter[str] = Counter()
     all_decisions: dict[str, str] = {}
     last_in, last_t = 0, time.monotonic()
-    while not producing.done():
-        await asyncio.sleep(1.0)
+    while not producing.done() and not interrupted.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(interrupted.wait(), 1.0)
         fresh = read_new(reader)
         for d in fresh:
             decisions[d["decision"]] += 1
@@ -123,20 +127,24 @@ async def run_demo(workdir: Path, rate: int, seconds: float, seed: int) -> int:
         p50, p99 = freshness.quantiles(freshness.recent, 0.5, 0.99)
         lag = (status.processing_time_ms - task.watermark) / 1000 if task.watermark > 0 else float("nan")
         c = task.counters
-        print(
+        print(  # two lines of at most 80 columns
             f"{status.elapsed_s:5.1f}s  in {c.records_in:>8,} ({rate_now:>6,.0f}/s)  approve {decisions['approve']:>7,}"
-            f"  review {decisions['review']:>5,}  decline {decisions['decline']:>4,}  |  freshness p50 {p50:4.1f} ms"
-            f" p99 {p99:5.1f} ms  |  watermark lag {lag:4.1f} s  late {c.late}  dlq {c.dead_letter_total}"
+            f"  review {decisions['review']:>4,}  decline {decisions['decline']:>4,}\n"
+            f"       freshness p50 {p50:4.1f} ms p99 {p99:5.1f} ms  watermark lag {lag:4.1f} s"
+            f"  late {c.late}  dlq {c.dead_letter_total}"
         )
         for d in [d for d in fresh if d["decision"] == "decline"][-2:]:
-            print(
-                f"          decline {d['card']:<7} {d['amount']:>8.2f} at {d['merchant']:<5} score {d['score']:.2f}"
-                f"  {'; '.join(d['reasons'])}"
-            )
-    sent = await producing
-    for source in runner.sources:
-        if isinstance(source, EmbeddedSource):
-            source.stop_at_current_end()
+            reasons = "; ".join(d["reasons"])[:34]
+            print(f"       decline {d['card']:<7} {d['amount']:>8.2f} at {d['merchant']:<5} {d['score']:.2f} {reasons}")
+    if interrupted.is_set():
+        producing.cancel()
+        runner.stop("interrupted")
+        sent = generator_sent(log)
+    else:
+        sent = await producing
+        for source in runner.sources:
+            if isinstance(source, EmbeddedSource):
+                source.stop_at_current_end()
     status = await running
     for d in read_new(reader):
         decisions[d["decision"]] += 1
@@ -147,18 +155,27 @@ async def run_demo(workdir: Path, rate: int, seconds: float, seed: int) -> int:
     legit = [v for tx, v in all_decisions.items() if tx not in generator.fraud_tx]
     caught = sum(v in ("decline", "review") for v in fraud)
     p50, p99, p999 = freshness.quantiles(freshness.all, 0.5, 0.99, 0.999)
-    print(f"\ndecisions: {dict(decisions)}")
     print(
-        f"injected fraud: {len(fraud)} transactions; declined or reviewed {caught} "
-        f"({100 * caught / max(1, len(fraud)):.0f}%); ordinary transactions declined: "
+        f"\ndecisions: {decisions['approve']:,} approved, {decisions['review']:,} reviewed, "
+        f"{decisions['decline']:,} declined"
+    )
+    print(
+        f"injected fraud: {len(fraud)} transactions, {caught} declined or reviewed "
+        f"({100 * caught / max(1, len(fraud)):.0f}%)\nordinary transactions declined: "
         f"{sum(v == 'decline' for v in legit)} of {len(legit):,}"
     )
-    print(f"feature freshness (arrival to readable): p50 {p50:.1f} ms, p99 {p99:.1f} ms, p99.9 {p999:.1f} ms")
+    print(f"feature freshness (arrival to readable): p50 {p50:.1f} ms, p99 {p99:.1f} ms,\n  p99.9 {p999:.1f} ms")
     model = app.models["fraud"]
-    print(f"model: {model.stats.scores:,} scores, fallbacks {dict(model.stats.fallbacks) or 0}")
-    print(f"\nterminals appended {sent:,} records; outputs and state are in {workdir}")
+    fallbacks = ", ".join(f"{n:,} {reason}" for reason, n in sorted(model.stats.fallbacks.items())) or "none"
+    print(f"model: {model.stats.scores:,} scores; fallbacks: {fallbacks}")
+    print(f"\nterminals appended {sent:,} records" + (" (interrupted)" if interrupted.is_set() else ""))
     log.close()
-    return 0 if ok and status.records_in == sent else 1
+    return 0 if ok and (interrupted.is_set() or status.records_in == sent) else 1
+
+
+def generator_sent(log: EmbeddedLog) -> int:
+    """How many transactions the terminals appended before an interruption."""
+    return sum(log.end_offsets("transactions").values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,12 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rate", type=int, default=4_000, help="transactions per second (default 4000)")
     ap.add_argument("--seconds", type=float, default=20.0, help="how long the terminals send (default 20)")
-    ap.add_argument("--dir", type=Path, help="keep the log and state here (default: a new temporary directory)")
+    ap.add_argument("--dir", type=Path, help="the log and state go here (default: a new temporary directory)")
+    ap.add_argument("--keep", action="store_true", help="keep the demo's directory (default: removed at the end)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="streamcore-fraud-"))
-    print(f"streamcore demo: card fraud, {args.rate:,} transactions/s for {args.seconds:.0f} s into {workdir}")
-    return asyncio.run(run_demo(workdir, args.rate, args.seconds, args.seed))
+    print(f"streamcore demo: card fraud, {args.rate:,} transactions/s for {args.seconds:.0f} s")
+    try:
+        return asyncio.run(run_demo(workdir, args.rate, args.seconds, args.seed))
+    finally:
+        if args.keep or args.dir:
+            print(f"the log and state are in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

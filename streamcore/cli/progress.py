@@ -33,10 +33,13 @@ class ProgressPrinter:
             self._last[task.name] = (c.records_in, status.elapsed_s)
             dlq = c.dead_letter_total
             reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(c.dead_lettered.items()))
-            print(
-                f"{status.elapsed_s:6.1f}s  {task.name:<16} in {c.records_in:>9,} ({rate:>8,.0f}/s)  "
-                f"{_watermark_lag(task.watermark, status.processing_time_ms):<22} late {c.late:>5,}  "
-                f"dlq {dlq:>6,}{f' ({reasons})' if reasons else ''}  out {c.outputs:,}",
+            second = (
+                f"        {_watermark_lag(task.watermark, status.processing_time_ms)}  late {c.late:,}  "
+                f"dlq {dlq:,}{f' ({reasons})' if reasons else ''}"
+            )
+            print(  # two lines, each within 80 columns
+                f"{status.elapsed_s:6.1f}s  {task.name[:20]:<20} in {c.records_in:>11,} ({rate:>9,.0f}/s)"
+                f"  out {c.outputs:,}\n{second if len(second) <= 80 else second[:77] + '...'}",
                 file=self.out,
                 flush=True,
             )
