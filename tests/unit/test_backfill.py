@@ -57,18 +57,17 @@ def test_backfill_gives_each_row_the_features_as_of_its_time(tmp_path: Path) -> 
     rows = [(card, at) for card in "abcd" for at in (0, 5_500, 30_000, 59_999, 90_000)]
     (tmp_path / "rows.csv").write_text("card,ts\n" + "".join(f"{c},{t}\n" for c, t in rows))
 
-    done = cli(
+    backfill = [
         "backfill",
         APP,
         "--view",
         "card",
         "--at",
         str(tmp_path / "rows.csv"),
-        "--out",
-        str(tmp_path / "out.jsonl"),
         "--log-dir",
         str(tmp_path / "log"),
-    )
+    ]
+    done = cli(*backfill, "--out", str(tmp_path / "out.jsonl"))
     assert done.returncode == 0, done.stderr
     assert f"{len(rows)} rows of 6 features of view 'card'" in done.stdout
     got = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
@@ -77,19 +76,7 @@ def test_backfill_gives_each_row_the_features_as_of_its_time(tmp_path: Path) -> 
         want = _as_of(events, g["card"], int(g["ts"]))
         assert {k: g[k] for k in want} == want, g
 
-    as_csv = cli(
-        "backfill",
-        APP,
-        "--view",
-        "card",
-        "--at",
-        str(tmp_path / "rows.csv"),
-        "--out",
-        str(tmp_path / "out.csv"),
-        "--log-dir",
-        str(tmp_path / "log"),
-        "--quiet",
-    )
+    as_csv = cli(*backfill, "--out", str(tmp_path / "out.csv"), "--quiet")
     assert as_csv.returncode == 0, as_csv.stderr
     with (tmp_path / "out.csv").open() as f:
         table = list(csv.DictReader(f))
