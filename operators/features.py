@@ -165,8 +165,9 @@ class FeatureView:
 
     def build(self, context: OperatorContext) -> Operator:
         """The compiled operator where the kernel is built and covers the view, else the reference."""
-        if _kernel is not None and _kernel_kinds(self.plans()[0]) is not None:
-            return CompiledFeatureOperator(self, context)
+        kinds = _kernel_kinds(self.plans()[0])
+        if kinds is not None:
+            return CompiledFeatureOperator(self, context, kinds)
         return FeatureOperator(self, context)
 
 
@@ -307,10 +308,9 @@ class CompiledFeatureOperator(FeatureOperator):
     of this same operator, so the two take turns on one state and one `now`.
     """
 
-    def __init__(self, view: FeatureView, context: OperatorContext) -> None:
+    def __init__(self, view: FeatureView, context: OperatorContext, kinds: list[int]) -> None:
+        """`kinds`: each plan's kind in the kernel (`_kernel_kinds`), which covers them all."""
         plans, _ = view.plans()
-        kinds = _kernel_kinds(plans)
-        assert kinds is not None, "the kernel does not cover this view"
         self._kernel = _kernel.FeatureKernel(
             kinds,
             [plan.over if isinstance(plan, _RollingPlan) else 0 for plan in plans],

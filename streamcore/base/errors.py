@@ -88,6 +88,10 @@ class StateError(StreamcoreError):
     """A problem with RocksDB state or a checkpoint."""
 
 
+class StateLocked(StateError):
+    """Another process (a running worker) holds a task's RocksDB."""
+
+
 class IncompatibleState(StateError):
     """The state directory was written by a job whose operators or state versions differ."""
 

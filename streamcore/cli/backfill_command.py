@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import os
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from streamcore.dataflow.stream import FunctionSink, OperatorStep, Pipeline, Top
 from streamcore.io.admin import TopicAdmin
 from streamcore.operators import FeatureView
 from streamcore.runtime.replay import ReplayPlan, plan_replay, run_replay
+from streamcore.runtime.reset import iso_time_ms
 
 Events = dict[str, list[tuple[Any, int]]]
 """entity -> the events that reached the view, with their event times, in arrival order."""
@@ -74,9 +74,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
 
 async def backfill_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
     app = load_app(args.app)
-    view = _view(app, args.view)
+    view, pipeline = _view(app, args.view)
     if args.parity:
-        return await parity(args, admin, app, view)
+        return await parity(args, admin, app, view, pipeline)
     if args.at is None or args.out is None:
         raise ConfigError("--at", "give the rows (--at rows.csv) and where they go (--out), or --parity URL")
     rows = read_rows(args.at, view.entity)
@@ -100,19 +100,17 @@ async def _replayed(
         await run_replay(ReplayPlan(recording, plan.ranges), "-backfill", admin, settings, progress)
 
 
-async def parity(args: argparse.Namespace, admin: TopicAdmin, app: App, view: FeatureView) -> int:
+async def parity(args: argparse.Namespace, admin: TopicAdmin, app: App, view: FeatureView, pipeline: Pipeline) -> int:
     """Pin a snapshot on the live worker, replay to its positions, compare every entity's features."""
     token = args.http_token or os.environ.get("STREAMCORE_HTTP_TOKEN", "")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = args.parity.rstrip("/")
-    stream = next(p.name for p in app.pipelines if any(getattr(s, "spec", None) is view for s in p.steps))
-    source = next(p.source for p in app.pipelines if p.name == stream)
     async with aiohttp.ClientSession(headers=headers) as http:
         async with http.post(f"{url}/snapshots", json={"ttl_ms": 600_000}) as response:
             pinned = await response.json()
             if response.status != 201:
                 raise ConfigError("--parity", f"{url} refused a snapshot: {pinned}")
-        positions = pinned["positions"].get(stream, {})
+        positions = pinned["positions"].get(pipeline.name, {})
         end = ",".join(f"{p}:{o}" for p, o in sorted(positions.items(), key=lambda kv: int(kv[0])))
         events: Events = defaultdict(list)
         await _replayed(args, admin, app, view, events, end or "earliest")
@@ -130,17 +128,18 @@ async def parity(args: argparse.Namespace, admin: TopicAdmin, app: App, view: Fe
                     print(f"MISMATCH {entity} {name}: live {live.get(name)!r}, replayed {value!r}")
         await http.delete(f"{url}/snapshots/{pinned['id']}")
     print(
-        f"parity of view {view.name!r} at {source} {positions}: {len(events):,} entities, "
+        f"parity of view {view.name!r} at {pipeline.source} {positions}: {len(events):,} entities, "
         f"{len(view.features)} features each, {mismatches} mismatches"
     )
     return 0 if mismatches == 0 else 1
 
 
-def _view(app: App, name: str) -> FeatureView:
+def _view(app: App, name: str) -> tuple[FeatureView, Pipeline]:
+    """The feature view `name` and the pipeline that keeps it."""
     for pipeline in app.pipelines:
         for step in pipeline.steps:
             if isinstance(step, OperatorStep) and isinstance(step.spec, FeatureView) and step.spec.name == name:
-                return step.spec
+                return step.spec, pipeline
     raise ConfigError("--view", f"app {app.name!r} keeps no feature view {name!r}")
 
 
@@ -209,12 +208,10 @@ def read_rows(path: Path, entity: str) -> list[dict[str, Any]]:
 
 
 def _time_ms(value: str) -> int:
+    """A row's time: epoch ms, or an ISO datetime with its time zone."""
     if value.lstrip("-").isdigit():
         return int(value)
-    moment = dt.datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ConfigError("--at", f"time {value!r} has no time zone")
-    return int(moment.timestamp() * 1000)
+    return iso_time_ms(value, "--at", "expected epoch milliseconds or an ISO datetime")
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:

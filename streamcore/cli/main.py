@@ -206,26 +206,29 @@ class _DefaultsShown(argparse.HelpFormatter):
         return text
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parsers of `parser`'s subcommands by name (argparse has no public way to ask)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def _show_defaults(parser: argparse.ArgumentParser) -> None:
     """Every subcommand's help shows its options' defaults."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):  # argparse has no public way
-            for sub in action.choices.values():
-                if sub.formatter_class is argparse.HelpFormatter:
-                    sub.formatter_class = _DefaultsShown
-                _show_defaults(sub)
+    for sub in _subcommands(parser).values():
+        if sub.formatter_class is argparse.HelpFormatter:
+            sub.formatter_class = _DefaultsShown
+        _show_defaults(sub)
 
 
 def _subcommand_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
     """The parser of the (sub)subcommand that ran, so that an error shows its usage, not the top one."""
     for dest in ("command", "log_command", "dlq_command"):
-        chosen = getattr(args, dest, None)
-        subparsers = [
-            a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
-        ]  # argparse has no public way
-        if chosen is None or not subparsers or chosen not in subparsers[0].choices:
+        chosen = _subcommands(parser).get(getattr(args, dest, None) or "")
+        if chosen is None:
             break
-        parser = subparsers[0].choices[chosen]
+        parser = chosen
     return parser
 
 

@@ -98,7 +98,8 @@ class App:
             sink = pipeline.sink
             if isinstance(sink, TopicSink):
                 sink = TopicSink(sink.topic + suffix)
-            copy._pipelines[pipeline.name] = (change or _unchanged)(replace(pipeline, sink=sink))
+            copied = replace(pipeline, sink=sink)
+            copy._pipelines[pipeline.name] = copied if change is None else change(copied)
         return copy
 
     def stream(self, topic: TopicSpec | str, *, event_time: EventTime | None = None, name: str | None = None) -> Stream:
@@ -149,7 +150,3 @@ class App:
     @property
     def pipelines(self) -> tuple[Pipeline, ...]:
         return tuple(self._pipelines.values())
-
-
-def _unchanged(pipeline: Pipeline) -> Pipeline:
-    return pipeline

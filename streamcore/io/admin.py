@@ -318,15 +318,7 @@ class KafkaAdmin:
         A commit from outside the group is refused while the broker lists any member, and
         some brokers (Tansu) list a stopped worker for good: as a member, the commit is
         accepted wherever the group has no live worker (which the caller made sure of)."""
-        s = self.settings
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers,
-            client_id=f"{s.client_id}-tools",
-            group_id=group,
-            enable_auto_commit=False,
-            session_timeout_ms=s.session_timeout_ms,
-            heartbeat_interval_ms=s.heartbeat_interval_ms,
-        )
+        consumer = self._group_consumer(group)
         wanted = {TopicPartition(topic, p): offset for (topic, p), offset in offsets.items()}
         await consumer.start()
         try:
@@ -341,13 +333,16 @@ class KafkaAdmin:
             await consumer.stop()
 
     def _group_consumer(self, group: str) -> AIOKafkaConsumer:
-        """A consumer that reads and commits `group`'s offsets without joining it (manual assignment)."""
+        """A consumer of `group` that commits only when told: it reads offsets without joining
+        (manual assignment), or joins with the worker's session settings to commit them."""
         s = self.settings
         return AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
             client_id=f"{s.client_id}-tools",
             group_id=group,
             enable_auto_commit=False,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
         )
 
     async def close(self) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamcore.base.durations import to_ms
-from streamcore.base.errors import ConfigError, StateError, StreamcoreError
+from streamcore.base.errors import ConfigError, StateLocked, StreamcoreError
 from streamcore.dataflow.app import App
 from streamcore.io.admin import KafkaAdmin, TopicAdmin
 from streamcore.state.store import TaskStore
@@ -75,12 +75,15 @@ def target_time_ms(spec: str, now_ms: int, setting: str = "--to") -> int | None:
         return None
     if spec.startswith("-"):
         return now_ms - to_ms(spec[1:], setting, allow_zero=True)
+    return iso_time_ms(spec, setting, "expected earliest, latest, an ISO datetime or -DURATION (e.g. -1h)")
+
+
+def iso_time_ms(spec: str, setting: str, expected: str = "expected an ISO datetime") -> int:
+    """Epoch ms of an ISO datetime, which must name its time zone."""
     try:
         moment = dt.datetime.fromisoformat(spec)
     except ValueError:
-        raise ConfigError(
-            setting, f"expected earliest, latest, an ISO datetime or -DURATION (e.g. -1h), got {spec!r}"
-        ) from None
+        raise ConfigError(setting, f"{expected}, got {spec!r}") from None
     if moment.tzinfo is None:
         raise ConfigError(setting, f"{spec!r} has no time zone; add one, e.g. {spec}Z or {spec}+01:00")
     return int(moment.timestamp() * 1000)
@@ -97,7 +100,6 @@ async def plan_reset(
     at = target_time_ms(spec, now_ms)
     app_state = state_dir / app.name
     stores = sorted(p.parent for p in app_state.rglob("CURRENT")) if app_state.exists() else []
-    kafka = isinstance(admin, KafkaAdmin)
     sources = sorted(app.sources)
     current: dict[tuple[str, int], int] = {}
     if isinstance(admin, KafkaAdmin):
@@ -107,7 +109,7 @@ async def plan_reset(
         current = await admin.group_offsets(group, sources)
     for path in stores:
         positions = _checkpointed_positions(path, app)
-        if not kafka:  # a Kafka worker's stores hold partitions of stages: its group offsets say it all
+        if not isinstance(admin, KafkaAdmin):  # a Kafka worker's stores hold stages: its group offsets say it all
             current |= positions
     plan = ResetPlan(removed_state=[app_state] if app_state.exists() else [])
     for source in sources:
@@ -153,10 +155,8 @@ def _checkpointed_positions(path: Path, app: App) -> dict[tuple[str, int], int]:
     """The input positions in a store's checkpoint; `WorkerAlive` if a worker holds the store."""
     try:
         store = TaskStore(path)
-    except StateError as exc:
-        if "another worker holds" in str(exc):
-            raise WorkerAlive(f"a worker holds {path}: stop it first") from None
-        raise
+    except StateLocked:
+        raise WorkerAlive(f"a worker holds {path}: stop it first") from None
     try:
         meta = store.load_checkpoint() or {}
     finally:

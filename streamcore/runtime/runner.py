@@ -158,7 +158,8 @@ class Runner(KafkaMembership):
         if isinstance(broker, KafkaBroker):
             return await self._run_group(broker)
         if self.settings.until_end and isinstance(broker, EmbeddedBroker):  # to the end of what exists
-            broker.refuse_missing([spec for spec in self.app.topics if spec.name in self.app.sources])
+            sources = self.app.sources
+            broker.refuse_missing([spec for spec in self.app.topics if spec.name in sources])
         for spec in self.app.topics:
             broker.ensure_topic(spec)
         crashed = False

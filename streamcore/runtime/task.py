@@ -241,7 +241,7 @@ class Task(RecordLoops):
 
     def _fire(self) -> None:
         watermark = self.tracker.watermark
-        if not self._time_unit_checked and watermark != NEG_INF:
+        if not self._time_unit_checked:
             self._check_time_unit(watermark)
         in_hand, self._record_batch = self._record_batch, None  # results of windows: no record's headers
         try:

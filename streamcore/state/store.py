@@ -54,7 +54,7 @@ from typing import Any, Protocol, cast
 import orjson
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
-from streamcore.base.errors import StateError
+from streamcore.base.errors import StateError, StateLocked
 from streamcore.state.writer import StateWriter
 
 _META_KEY = b"m\x00checkpoint"
@@ -237,7 +237,7 @@ class TaskStore:
             self._db = Rdict(str(path), options)
         except Exception as exc:
             if "lock" in str(exc).lower():
-                raise StateError(
+                raise StateLocked(
                     f"another worker holds the state at {path} (its RocksDB lock): stop it, or give this run "
                     "its own --state-dir"
                 ) from exc
