@@ -7,9 +7,11 @@ topic from its start and keeps the newest record per key, so a request for an en
 whose partition another worker owns can be sent on to the owner (`streamcore.serving`),
 and a worker that owns nothing yet still knows every view and where it is served.
 
-A record can be stale while a partition moves (the old owner let it go, the new one has
-not announced yet). The worker it names then answers 421, and the request gets a 503
-with ``Retry-After``: nothing is served from state a worker no longer owns.
+A record can be out of date while a partition moves (the old owner let it go, the new
+one has not announced yet). The worker it names then answers from the partition's last
+checkpoint, marked stale (`streamcore.runtime.handover`), until `on_taken` tells it that
+another worker announced the partition; a worker that no longer has even that answers
+421, and the request gets a 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -44,6 +47,10 @@ class PartitionOwners:
         self.broker = broker
         self.topic = topic
         self._owners: dict[tuple[str, int], Owner] = {}
+        self._announced: dict[tuple[str, int], tuple[str, int]] = {}  # by this worker: (url, offset)
+        self.on_taken: Callable[[str, int], None] | None = None
+        """Called with (topic, partition) when another worker announces a partition after
+        this worker last did (in the topic's order, not by the workers' clocks)."""
         self._consumer: AIOKafkaConsumer | None = None
         self._follow: asyncio.Task[None] | None = None
 
@@ -67,7 +74,7 @@ class PartitionOwners:
         self._owners[(topic, partition)] = owner
         value = orjson.dumps({"url": owner.url, "views": list(owner.views), "at": owner.at_ms})
         delivery = await self.broker.producer.send(self.topic, value, key=f"{topic}/{partition}".encode(), partition=0)
-        await delivery
+        self._announced[(topic, partition)] = (url, (await delivery).offset)
 
     def owner(self, topic: str, partition: int) -> Owner | None:
         return self._owners.get((topic, partition))
@@ -107,3 +114,6 @@ class PartitionOwners:
             log.warning("%s offset %d: not an owner record (%s); ignored", self.topic, offset, exc)
             return
         self._owners[entry] = owner  # the log's order decides, not the workers' clocks
+        mine = self._announced.get(entry)
+        if mine is not None and owner.url != mine[0] and offset > mine[1] and self.on_taken is not None:
+            self.on_taken(*entry)

@@ -72,6 +72,9 @@ class EntityRead:
     positions: Mapping[int, int]
     watermark_lag_ms: float | None
     snapshot: str | None
+    stale_ms: float | None = None
+    """Set while the entity's partition moves to another worker: the values are those of the
+    partition's last checkpoint, taken this many ms ago (see `streamcore.runtime.handover`)."""
 
     def values(self) -> dict[str, Any]:
         return {name: f.value for name, f in self.features.items()}
@@ -88,6 +91,7 @@ class EntityRead:
             "position": {"stream": self.stream, "partitions": {str(p): o for p, o in self.positions.items()}},
             "watermark_lag_ms": self.watermark_lag_ms,
             "snapshot": self.snapshot,
+            "stale_ms": self.stale_ms,
         }
 
 

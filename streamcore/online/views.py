@@ -59,6 +59,9 @@ class EntityStore:
         self.stream = stream
         self.reader = reader
         self._versions: dict[bytes, list[tuple[int, Any, int]]] = {}  # key -> [(valid from, record, bytes)]
+        self.stale_since_ms: float | None = None
+        """When the task feeding this store took its last checkpoint and let the partition go
+        (None while it owns it): reads are then of that checkpoint, and say so."""
         self._reference_at: dict[int, Any] = {}  # pinned epoch -> the reader's reference then
 
     # -- writes (from the operator, during a batch) ------------------------------------------
@@ -185,6 +188,13 @@ class OnlineState:
                             self.views[view] = next(iter(stores.values()))
                         else:
                             del self.views[view]
+
+    def mark_stale(self, stream: StreamInfo) -> None:
+        """The task feeding `stream` let its partition go: its stores stay readable, marked stale."""
+        now = self.clock_ms()
+        for store in self._stores():
+            if store.stream is stream:
+                store.stale_since_ms = now
 
     def views_of(self, stream: StreamInfo) -> list[str]:
         """The names of the views a stream keeps (here)."""
@@ -317,4 +327,5 @@ class OnlineState:
             dict(positions),
             lag,
             None if snapshot is None else snapshot.id,
+            None if store.stale_since_ms is None else max(0.0, self.clock_ms() - store.stale_since_ms),
         )

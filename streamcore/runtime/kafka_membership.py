@@ -27,6 +27,7 @@ from streamcore.io.owners import PartitionOwners
 from streamcore.io.transport import Broker, Source, TopicSpec
 from streamcore.online.views import OnlineState
 from streamcore.runtime.gc_pacer import GcPacer
+from streamcore.runtime.handover import Handover
 from streamcore.runtime.metrics import Metrics
 from streamcore.runtime.repartition import plan, repartition_topics
 from streamcore.runtime.settings import RunSettings
@@ -62,6 +63,7 @@ class RunnerParts(Protocol):
     _started: float
     _broker: KafkaBroker | None
     _owners: PartitionOwners | None
+    _handover: Handover | None
     _pipelines: list[Pipeline]
     _view_topics: dict[str, str]
 
@@ -125,6 +127,8 @@ class KafkaMembership:
     _broker: KafkaBroker | None
     _owners: PartitionOwners | None
     _broker_down_since: float | None
+    _handover: Handover | None = None
+    """With HTTP: released partitions served stale until their new owners announce themselves."""
 
     async def _run_group(self: RunnerParts, broker: KafkaBroker) -> RunStatus:
         """Join the group; open a task for each partition gained, retire it when it is revoked.
@@ -163,6 +167,8 @@ class KafkaMembership:
                 owners_topic = TopicSpec(f"{self.app.name}-owners", 1)
                 await broker.ensure_topic(owners_topic, internal=True, compacted=True)
                 owners = self._owners = PartitionOwners(broker, owners_topic.name)
+                self._handover = Handover(self.online)
+                owners.on_taken = self._handover.taken
                 await owners.start()
             topics = sorted({pipeline.source for pipeline in self._pipelines})
             group = broker.group(
@@ -181,6 +187,8 @@ class KafkaMembership:
                 while not self._stop.is_set() and not self._group_errors:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), tick)
+                    if self._handover is not None:
+                        self._handover.expire()
                     if self.progress is not None and time.monotonic() - reported >= self.progress_interval_s:
                         reported = time.monotonic()
                         self.progress(self.status())
@@ -198,6 +206,8 @@ class KafkaMembership:
                 stopping_until = time.monotonic() + STOP_TIMEOUT_S
             if group is not None:
                 await _bounded(group.close(), stopping_until, "leaving the group")
+            if self._handover is not None:  # the new owners restore meanwhile; then nothing is held
+                await self._handover.settle(stopping_until)
             if self._owners is not None:
                 await _bounded(self._owners.close(), stopping_until, "closing the owners topic")
             for r in list(self._runs):  # after an error, or gained while the worker stopped: retired ones are gone
@@ -253,7 +263,12 @@ class KafkaMembership:
         assert self._group is not None
         self._joined = True
         log.info("partitions assigned: %s", ", ".join(f"{t}/{p}" for t, p in tps) or "none")
+        if self._handover is not None:
+            sources = {pipeline.source for pipeline in self._pipelines}
+            self._handover.alone = len(set(tps)) == sum(broker.partitions(t) for t in sources)
         for topic, partition in tps:
+            if self._handover is not None:  # gained back before its new owner came: serve it fresh
+                self._handover.release(topic, partition)
             for pipeline in self._pipelines:
                 if pipeline.source != topic:
                     continue
@@ -297,13 +312,16 @@ class KafkaMembership:
         for run in [r for r in self._runs if (r.source.topic, r.task.partitions[0]) in lost]:
             await self._retire(run)
             await _ended(run.drive, grace_s=0.0)  # retired above: nothing is left for it to do
-            self.online.unregister(run.task.stream)
             released = self._task_status(run)
             released.released_s = time.monotonic() - self._started
             self._released.append(released)
             self._runs.remove(run)
             await run.source.close()
-            run.task.store.close()
+            if self._handover is not None:
+                self._handover.hold(run.source.topic, run.task.partitions[0], run)
+            else:
+                self.online.unregister(run.task.stream)
+                run.task.store.close()
             log.info("partition %s/%d: checkpointed and released", run.source.topic, run.task.partitions[0])
 
 

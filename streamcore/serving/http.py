@@ -29,8 +29,10 @@ Hardening, for a port that others can reach:
 
 Kafka workers: a feature or score request for an entity whose partition another worker
 owns is sent on to that worker (found in `streamcore.owners`) and its answer returned,
-with ``X-Streamcore-Served-By`` naming it. While the partition moves (no owner known, or
-the one named has let it go) the answer is 503 with ``Retry-After: 1``; 504 if the owner
+with ``X-Streamcore-Served-By`` naming it. While the partition moves, the worker that let
+it go answers from its last checkpoint, with ``stale_ms`` set (`streamcore.runtime.handover`);
+when no worker can (no owner known, or the one named has let go of it entirely) the answer
+is 503 with ``Retry-After: 1``; 504 if the owner
 does not answer in `FORWARD_TIMEOUT_S`. A forwarded request is never forwarded again:
 a worker that does not own it answers 421. Snapshots live on the worker that pinned
 them, so reads with a snapshot id are not forwarded (421 names the partition).
@@ -285,6 +287,7 @@ class Server:
                 "features": inputs,
                 "position": read.as_dict()["position"],
                 "snapshot": snapshot,
+                "stale_ms": read.stale_ms,
             }
         )
 

@@ -7,6 +7,7 @@ the same input, or with the TCK oracle's: nothing lost, nothing counted twice.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import urllib.error
@@ -309,6 +310,62 @@ def test_every_worker_answers_for_every_entity_by_asking_its_owner(kafka: str, t
                 break
             time.sleep(0.2)
         assert all(status == 200 and SERVED not in headers for status, _, headers in answers.values()), seen
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def _assigned_at(log: Path) -> float:
+    """The wall time (epoch s) of the log's last "partitions assigned" line: the last rebalance."""
+    import datetime
+
+    line = [line for line in log.read_text().splitlines() if "partitions assigned" in line][-1]
+    stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")  # noqa: DTZ007 - the log's local time
+    return stamp.timestamp()
+
+
+def test_a_worker_that_stops_hands_its_partitions_over_without_a_gap(kafka: str, tmp_path: Path) -> None:
+    """Issue 14.5: while a partition moves, reads answer from its last checkpoint (stale), never 503."""
+    name = _app()
+    _setup(kafka, name)
+    ports = [free_port(), free_port()]
+    workers = [Worker(kafka, name, tmp_path / f"w{i}", http_port=port) for i, port in enumerate(ports)]
+    keys = [f"k{k}" for k in range(16)]
+    try:
+        time.sleep(3)
+        run(produce(kafka, f"{name}-events", window_events(keys=len(keys), per_key=5)))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            answers = {key: _get(ports[0], f"/features/{key}?view=per_key") for key in keys}
+            if all(status == 200 for status, _, _ in answers.values()):
+                break
+            time.sleep(0.3)
+        moving = [key for key, (_, _, headers) in answers.items() if SERVED in headers]
+        assert moving, "the second worker owns some keys"
+
+        workers[1].proc.send_signal(signal.SIGTERM)
+        stale, fresh_at = 0, None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for key in moving:
+                status, body, headers = _get(ports[0], f"/features/{key}?view=per_key")
+                assert status == 200, (status, body)  # never a gap
+                (read,) = body["views"]
+                assert read["features"]["events_1h"]["value"] == 5  # the last checkpoint: every event
+                if read["stale_ms"] is not None:
+                    stale += 1
+                    assert read["stale_ms"] >= 0 and headers[SERVED] == f"http://127.0.0.1:{ports[1]}"
+            if all(SERVED not in _get(ports[0], f"/features/{key}?view=per_key")[2] for key in moving):
+                fresh_at = time.time()
+                break
+            time.sleep(0.05)
+        assert fresh_at is not None, "the survivor never served the moved keys itself"
+        assert stale > 0, "the stopping worker served its released partitions stale meanwhile"
+        gap = fresh_at - _assigned_at(tmp_path / "w0.log")
+        print(f"served by the new owner {gap:.2f} s after the rebalance; {stale} stale answers meanwhile")
+        assert gap < 2.0
+        assert workers[1].proc.wait(30) == 0  # a clean exit, once its new owner came
+        assert "no longer served stale here (its new owner announced itself)" in (tmp_path / "w1.log").read_text()
     finally:
         for w in workers:
             w.stop()
