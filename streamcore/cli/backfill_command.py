@@ -2,15 +2,16 @@
 
     streamcore backfill apps/fraud/app.py --view card --at rows.csv --out features.csv
 
-`rows.csv` has a column for the view's entity (its name, e.g. ``card``, or ``entity``)
-and one for the time (``ts`` or ``timestamp``: epoch ms or an ISO datetime with zone).
+`rows.csv` (or ``.jsonl``, or ``.parquet``) has a column for the view's entity (its name,
+e.g. ``card``, or ``entity``) and one for the time (``ts`` or ``timestamp``: epoch ms, an
+ISO datetime with zone, or a Parquet timestamp); see `streamcore.cli.row_files`.
 The app runs over its whole input once, as a replay would (fresh state, outputs to
 ``*-backfill`` topics), so the view sees exactly the events it sees live, including what
 upstream steps and models made of them. The events that reach the view for the rows'
 entities are kept; each row's features are then the view's own definitions over that
 entity's events stamped at or before the row's time (`FeatureView.as_of`): no later
-event leaks in. The output has the row's columns, then one per feature (CSV, or JSON
-lines for a ``.jsonl`` path).
+event leaks in. The output has the row's columns, then one per feature (CSV, JSON lines
+for a ``.jsonl`` path, Parquet for ``.parquet``).
 
 ``--parity URL`` checks that the live worker serves what the definitions give: it pins a
 snapshot there, replays the log up to the snapshot's positions, and compares every
@@ -22,7 +23,6 @@ those are replayed and compared (run it against each worker to cover them all).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
@@ -34,19 +34,18 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import orjson
 
 from streamcore.base.clock import SystemClock
 from streamcore.base.errors import ConfigError
 from streamcore.cli.loader import load_app
 from streamcore.cli.progress import ProgressBar
+from streamcore.cli.row_files import read_rows, write_rows
 from streamcore.dataflow.app import App
 from streamcore.dataflow.operator import Operator, OperatorContext
 from streamcore.dataflow.stream import FunctionSink, OperatorStep, Pipeline, TopicSink
 from streamcore.io.admin import TopicAdmin
 from streamcore.operators import FeatureView
 from streamcore.runtime.replay import ReplayPlan, plan_replay, run_replay
-from streamcore.runtime.reset import iso_time_ms
 
 Events = dict[str, list[tuple[Any, int]]]
 """entity -> the events that reached the view, with their event times, in arrival order."""
@@ -61,8 +60,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
     )
     p.add_argument("app", help="path/to/app.py, package.module, or either with :attribute")
     p.add_argument("--view", required=True, help="the feature view")
-    p.add_argument("--at", type=Path, help="CSV of rows: the entity column and ts (or timestamp)")
-    p.add_argument("--out", type=Path, help="where the rows with their features go (.csv or .jsonl)")
+    p.add_argument("--at", type=Path, help="rows (.csv, .jsonl, .parquet): the entity column and ts (or timestamp)")
+    p.add_argument("--out", type=Path, help="where the rows with their features go (.csv, .jsonl, .parquet)")
     p.add_argument(
         "--parity",
         metavar="URL",
@@ -201,39 +200,3 @@ def _recording_app(app: App, view: FeatureView, events: Events) -> App:
 
 def _discard(values: list[Any]) -> None:
     return None
-
-
-def read_rows(path: Path, entity: str) -> list[dict[str, Any]]:
-    """The rows of a CSV file, each with its time as epoch ms in ``_at_ms``."""
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ConfigError("--at", f"{path} has no rows")
-    columns = set(rows[0])
-    time_column = next((c for c in ("ts", "timestamp") if c in columns), None)
-    if entity not in columns and "entity" in columns:
-        for row in rows:
-            row[entity] = row["entity"]
-    if entity not in rows[0] or time_column is None:
-        raise ConfigError("--at", f"{path} needs a {entity!r} (or 'entity') column and a 'ts' or 'timestamp' column")
-    for row in rows:
-        row["_at_ms"] = _time_ms(row[time_column])
-    return rows
-
-
-def _time_ms(value: str) -> int:
-    """A row's time: epoch ms, or an ISO datetime with its time zone."""
-    if value.lstrip("-").isdigit():
-        return int(value)
-    return iso_time_ms(value, "--at", "expected epoch milliseconds or an ISO datetime")
-
-
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    clean = [{k: v for k, v in row.items() if k != "_at_ms"} for row in rows]
-    if path.suffix == ".jsonl":
-        path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in clean))
-        return
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(clean[0]))
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in clean)

@@ -84,6 +84,50 @@ def test_backfill_gives_each_row_the_features_as_of_its_time(tmp_path: Path) -> 
     assert len(table) == len(rows)
 
 
+def test_backfill_reads_and_writes_parquet_with_timestamp_columns(tmp_path: Path) -> None:
+    """Rows as Parquet, the time a Parquet timestamp (UTC instants): the same features as from CSV."""
+    import datetime
+
+    import pyarrow
+    import pyarrow.parquet
+
+    events = [{"card": c, "ts": 1_000 * i, "amount": i, "merchant": "x"} for i, c in enumerate("abcabcabc")]
+    log = EmbeddedLog(tmp_path / "log")
+    log.create_topic(TopicConfig("tx", 2))
+    log.producer("tx").send_many([orjson.dumps(e) for e in events], [0] * len(events), partition=0)
+    log.close()
+    at = [("a", 3_500), ("b", 9_000), ("z", 9_000)]
+    stamps = [datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC) for _, ms in at]
+    table = pyarrow.table({"card": [c for c, _ in at], "timestamp": pyarrow.array(stamps, pyarrow.timestamp("ms"))})
+    pyarrow.parquet.write_table(table, tmp_path / "rows.parquet")
+    (tmp_path / "rows.csv").write_text("card,ts\n" + "".join(f"{c},{ms}\n" for c, ms in at))
+    where = ["--log-dir", str(tmp_path / "log"), "--quiet"]
+    for rows, out in (("rows.parquet", "out.parquet"), ("rows.csv", "out.jsonl")):
+        done = cli(
+            "backfill", APP, "--view", "card", "--at", str(tmp_path / rows), "--out", str(tmp_path / out), *where
+        )
+        assert done.returncode == 0, done.stderr
+    got = pyarrow.parquet.read_table(tmp_path / "out.parquet").to_pylist()
+    want = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    features = ["n", "spend", "avg", "top", "merchants", "last"]
+    assert [{k: g[k] for k in ["card", *features]} for g in got] == [
+        {k: w[k] for k in ["card", *features]} for w in want
+    ]
+    assert [g["n"] for g in got] == [2, 3, 0]  # a at 3.5 s: events 0 and 3; b at 9 s: 1, 4, 7; z: none
+
+
+def test_backfill_rows_that_cannot_be_read_are_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "rows.jsonl").write_text('{"card": "a", "ts": "yesterday"}\n')
+    (tmp_path / "list.jsonl").write_text('["a", 1]\n')
+    for rows, message in (
+        ("missing.csv", "does not exist"),
+        ("list.jsonl", "every line must be a JSON object"),
+        ("rows.jsonl", "row 1: expected epoch milliseconds or an ISO datetime"),
+    ):
+        done = cli("backfill", APP, "--view", "card", "--at", str(tmp_path / rows), "--out", str(tmp_path / "o.csv"))
+        assert done.returncode == 2 and message in done.stderr, (rows, done.stderr)
+
+
 def test_backfill_reads_a_view_that_sits_after_a_model(tmp_path: Path) -> None:
     """The fraud app's decisions view is fed by the model and the rules: backfill runs them as live."""
     start = _fraud_log(tmp_path, seed=3, cards=50, ticks=20, per_tick=10, tick_ms=500)
