@@ -13,6 +13,9 @@
 4. A third process that only sleeps 1 ms at a time reports the machine's own pauses
    (oversleeps over 5 ms), so that a tail the machine caused can be told from one the
    engine caused.
+5. With ``--status-hz H``, each live run is done twice in turn, the second time with a
+   process polling the status page's ``GET /status`` H times a second (an open page
+   polls once a second), and both results are printed: what watching the job costs.
 
 The last line is JSON: {"max_eps", "freshness_p99_ms_at_50", "freshness_p99_ms_at_90",
 "score_p99_ms", ...}. Everything stops by itself; only 127.0.0.1 is used.
@@ -125,6 +128,23 @@ def pauses(seconds: float, go: Any, out: Any) -> None:
     out.put(found)
 
 
+def status_poller(port: int, hz: float, seconds: float, go: Any, out: Any) -> None:
+    """A separate process: once `go` is set, GET / once and /status `hz` times a second; report how many."""
+    import urllib.request
+
+    go.wait()
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(f"{base}/") as page:
+        page.read()
+    started, polls = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        with urllib.request.urlopen(f"{base}/status") as answer:
+            answer.read()
+        polls += 1
+        time.sleep(max(0.0, started + polls / hz - time.perf_counter()))
+    out.put(polls)
+
+
 def load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
     """A separate process: POST /score/fraud at `rps` on a schedule once `go` is set; report latencies (ms)."""
     import aiohttp
@@ -176,8 +196,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[str, Any]:
-    """Ingest at `rate` from a producer process; with `rps`, score requests from a load process too."""
+async def live_run(root: Path, rate: float, seconds: float, rps: int, status_hz: float = 0.0) -> dict[str, Any]:
+    """Ingest at `rate` from a producer process; with `rps`, score requests from a load process too;
+    with `status_hz`, a process polling the status page."""
     prepare(root)
     settings = RunSettings(state_dir=root / "state", broker=f"embedded:{root / 'log'}", http="127.0.0.1:0")
     runner = Runner(app, settings, handle_signals=False)
@@ -191,8 +212,16 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[st
     producer = ctx.Process(target=produce, args=(str(root / "log"), rate, seconds, ready))
     loader = ctx.Process(target=load, args=(runner.server.port, rps, seconds - 1.0, go, results)) if rps else None
     meter = ctx.Process(target=pauses, args=(seconds - 1.0, go, paused))
+    polled = ctx.Queue()
+    poller = (
+        ctx.Process(target=status_poller, args=(runner.server.port, status_hz, seconds - 1.0, go, polled))
+        if status_hz
+        else None
+    )
     producer.start()
     meter.start()
+    if poller is not None:
+        poller.start()
     if loader is not None:
         loader.start()
     await asyncio.sleep(1.5)  # let the producer and load processes start before the clock runs
@@ -209,6 +238,10 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[st
     producer.join(10)
     machine_pauses = await asyncio.to_thread(paused.get, True, 60)
     meter.join(10)
+    status_polls = 0
+    if poller is not None:
+        status_polls = await asyncio.to_thread(polled.get, True, 60)
+        poller.join(10)
     await asyncio.sleep(0.2)
     runner.stop()
     status = await running
@@ -220,6 +253,7 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int) -> dict[st
         "score_ms": latencies,
         "achieved_rps": len(latencies) / max(1e-9, seconds - 1.0),
         "machine_pauses_ms": machine_pauses,
+        "status_polls": status_polls,
     }
 
 
@@ -257,18 +291,24 @@ def main() -> int:
     ap.add_argument("--rps", type=int, default=500, help="score requests per second")
     ap.add_argument("--max-events", type=int, default=60_000)
     ap.add_argument("--plot", type=Path, help="write an SVG chart here")
+    ap.add_argument(
+        "--status-hz", type=float, default=0.0, help="also run each live run with /status polled this often"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="streamcore-fresh-") as tmp:
         work = Path(tmp)
         peak = max_rate(work / "max", args.max_events)
         print(f"max ingest: {peak:,.0f} transactions/s (fraud app: features, model, rules, decisions)")
         results = {}
-        for share, rps in ((0.5, args.rps), (0.9, 0)):  # score requests during the 50% run
-            r = asyncio.run(live_run(work / f"at{int(share * 100)}", share * peak, args.seconds, rps))
-            results[f"{int(share * 100)}%"] = r
+        watched = dict.fromkeys((0.0, args.status_hz))
+        runs = [(share, rps, hz) for share, rps in ((0.5, args.rps), (0.9, 0)) for hz in watched]
+        for share, rps, hz in runs:  # score requests during the 50% run
+            r = asyncio.run(live_run(work / f"at{int(share * 100)}-{hz:g}", share * peak, args.seconds, rps, hz))
+            results[f"{int(share * 100)}%" + (f" with /status at {hz:g}/s" if hz else "")] = r
             f, s = r["freshness_ms"], r["score_ms"]
+            watched = f", /status polled {r['status_polls']} times" if hz else ""
             line = (
-                f"at {share:.0%} ({r['rate']:,.0f}/s): freshness p50 {percentile(f, 0.5):.2f} ms, "
+                f"at {share:.0%} ({r['rate']:,.0f}/s{watched}): freshness p50 {percentile(f, 0.5):.2f} ms, "
                 f"p99 {percentile(f, 0.99):.2f} ms, p99.9 {percentile(f, 0.999):.2f} ms ({len(f):,} events)"
             )
             p = r["machine_pauses_ms"]

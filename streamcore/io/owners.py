@@ -86,6 +86,10 @@ class PartitionOwners:
                 return topic
         return None
 
+    def all(self) -> dict[tuple[str, int], Owner]:
+        """(topic, partition) -> its owner, for every partition announced."""
+        return dict(self._owners)
+
     def views(self) -> set[str]:
         return {view for owner in self._owners.values() for view in owner.views}
 

@@ -23,6 +23,9 @@ class TaskCounters:
     output_errors: int = 0
     checkpoints: int = 0
     last_checkpoint_ms: float = 0.0
+    """How long the last checkpoint took (ms)."""
+    last_checkpoint_at_ms: float = 0.0
+    """When it committed (epoch ms; 0 before the first)."""
     last_checkpoint_bytes: int = 0
     backpressure_s: float = 0.0
     """Time spent waiting for sinks to flush and checkpoints to commit."""

@@ -64,6 +64,10 @@ class LoopHistograms(Collector):
             child = self._children[key] = LoopHistogram(self.bounds)
         return child
 
+    def children(self) -> list[tuple[tuple[str, ...], LoopHistogram]]:
+        """Each labelled histogram with its label values."""
+        return list(self._children.items())
+
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for values, child in self._children.items():

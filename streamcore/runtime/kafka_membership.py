@@ -23,7 +23,7 @@ from streamcore.dataflow.app import App
 from streamcore.dataflow.stream import Pipeline
 from streamcore.io.kafka import KafkaBroker, KafkaChangelog, KafkaGroup
 from streamcore.io.kafka_settings import kafka_partition
-from streamcore.io.owners import PartitionOwners
+from streamcore.io.owners import Owner, PartitionOwners
 from streamcore.io.transport import Broker, Source, TopicSpec
 from streamcore.online.views import OnlineState
 from streamcore.runtime.gc_pacer import GcPacer
@@ -238,6 +238,15 @@ class KafkaMembership:
                     time.monotonic() - self._broker_down_since,
                 )
                 self._broker_down_since = None
+
+    @property
+    def pipelines(self: RunnerParts) -> list[Pipeline]:
+        """The pipelines the tasks run: the app's, on Kafka with repartitioned ones cut in two."""
+        return self._pipelines
+
+    def partition_owners(self: RunnerParts) -> dict[tuple[str, int], Owner]:
+        """Kafka with HTTP: the worker that announced each partition last (else empty)."""
+        return {} if self._owners is None else self._owners.all()
 
     def _topic_of(self: RunnerParts, view: str) -> str | None:
         """The input topic of the stream that keeps `view`, here or on another worker (Kafka)."""

@@ -25,30 +25,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from streamcore.base.records import RecordBatch
-from streamcore.dataflow.app import App
 from streamcore.online.models import Model, Score
-from streamcore.online.views import OnlineState
 from streamcore.runtime.histograms import LoopHistograms
-from streamcore.runtime.status import RunStatus
+from streamcore.runtime.status_document import StatusSource, status_document
 
 
-class MetricsSource(Protocol):
-    """What the metrics read at scrape time (the `Runner`): its status, models and online state."""
-
-    @property
-    def app(self) -> App: ...
-
-    @property
-    def online(self) -> OnlineState: ...
-
-    def status(self) -> RunStatus: ...
+class MetricsSource(StatusSource, Protocol):
+    """What the metrics read at scrape time (the `Runner`): its status, models and online state,
+    and for the status page its pipelines and the partitions' owners."""
 
 
 FRESHNESS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -105,6 +96,10 @@ class Metrics:
             registry=r,
         )
         r.register(_EngineCollector(runner))
+
+    def document(self) -> dict[str, Any]:
+        """The live status page's JSON (`streamcore.runtime.status_document`)."""
+        return status_document(self.runner, self.freshness, self.score)
 
     def observe_restore(self, stream: str, records: int, seconds: float) -> None:
         self.restore_records.labels(stream).inc(records)

@@ -105,4 +105,5 @@ class TaskCheckpoint:
         counters = self.counters
         counters.checkpoints += 1
         counters.last_checkpoint_ms = (time.perf_counter() - self.started) * 1000
+        counters.last_checkpoint_at_ms = time.time() * 1000
         counters.last_checkpoint_bytes = self.write.bytes

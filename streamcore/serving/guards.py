@@ -28,7 +28,7 @@ MAX_SNAPSHOT_TTL_MS = 3_600_000
 MAX_PINS_PER_CLIENT = 100
 """Snapshots one client may hold at once, so that no client can evict everyone else's."""
 MAX_OVERRIDE_INT = 2**63 - 1
-OPEN_PATHS = frozenset({"/health", "/metrics"})
+OPEN_PATHS = frozenset({"/health", "/metrics", "/", "/status"})
 """Answered without the token: probes and scrapers."""
 
 

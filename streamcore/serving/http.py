@@ -7,6 +7,7 @@
     GET    /views             the feature views, their features, and the models
     GET    /health            200 when ready (every stream caught up once), 503 while catching up
     GET    /metrics           Prometheus text format
+    GET    /  and  /status    the live status page, and the JSON it polls (`streamcore.serving.status_page`)
 
 Handlers run between the engine's batches, which are bounded in time, so a request
 waits at most one batch stretch (a few ms) even under full ingest. Every error is JSON
@@ -67,10 +68,13 @@ from streamcore.serving.guards import (
     json_response,
     read_body,
 )
+from streamcore.serving.status_page import StatusPage
 
 
-class _Registry(Protocol):
+class _Metrics(Protocol):
     registry: CollectorRegistry
+
+    def document(self) -> dict[str, Any]: ...
 
 
 class _Models(Protocol):
@@ -88,7 +92,7 @@ class ServedWorker(Protocol):
     def online(self) -> OnlineState: ...
 
     @property
-    def metrics(self) -> _Registry: ...
+    def metrics(self) -> _Metrics: ...
 
     @property
     def ready(self) -> bool: ...
@@ -139,6 +143,7 @@ class Server:
                 web.get("/views", self.views),
                 web.get("/health", self.health),
                 web.get("/metrics", self.metrics),
+                *StatusPage(runner.metrics).routes(),
             ]
         )
         self._runner: web.AppRunner | None = None

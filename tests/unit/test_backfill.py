@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import csv
-import os
 import random
-import signal
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import orjson
 from cli_checks import cli
+from live import fraud_log, live_worker, stop_worker
 
 from streamcore.io.log import EmbeddedLog, TopicConfig
-from streamcore.testing import cli_command, free_port
 
 ROOT = Path(__file__).parents[2]
 APP = str(ROOT / "tests" / "fixtures" / "features_app.py")
@@ -130,7 +125,7 @@ def test_backfill_rows_that_cannot_be_read_are_clear_errors(tmp_path: Path) -> N
 
 def test_backfill_reads_a_view_that_sits_after_a_model(tmp_path: Path) -> None:
     """The fraud app's decisions view is fed by the model and the rules: backfill runs them as live."""
-    start = _fraud_log(tmp_path, seed=3, cards=50, ticks=20, per_tick=10, tick_ms=500)
+    start = fraud_log(tmp_path, seed=3, cards=50, ticks=20, per_tick=10, tick_ms=500)
     (tmp_path / "rows.csv").write_text(f"entity,timestamp\nc1,{start + 9_000}\nc2,{start + 60_000}\n")
     app = str(ROOT / "apps" / "fraud" / "app.py")
     out = tmp_path / "out.jsonl"
@@ -153,47 +148,10 @@ def test_backfill_reads_a_view_that_sits_after_a_model(tmp_path: Path) -> None:
     assert all(g["declines_60m"] >= 0 for g in got)
 
 
-def _live(app: str, tmp_path: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`streamcore run APP --http` over the test's log (no end of input), once its /health says ready."""
-    port = free_port()
-    proc = subprocess.Popen(
-        cli_command(
-            "run",
-            app,
-            "--log-dir",
-            str(tmp_path / "log"),
-            "--state-dir",
-            str(tmp_path / "live"),
-            "--http",
-            f"127.0.0.1:{port}",
-            "--quiet",
-        ),
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the live worker did not become ready")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
-
-
 def test_parity_the_live_fraud_app_serves_what_a_replay_to_its_position_computes(tmp_path: Path) -> None:
-    _fraud_log(tmp_path, seed=5, cards=300, ticks=30, per_tick=20, tick_ms=200)
+    fraud_log(tmp_path, seed=5, cards=300, ticks=30, per_tick=20, tick_ms=200)
     app = str(ROOT / "apps" / "fraud" / "app.py")
-    proc, url = _live(app, tmp_path)
+    proc, url = live_worker(app, tmp_path)
     try:
         for view in ("card", "card_decisions"):
             checked = cli(
@@ -204,7 +162,7 @@ def test_parity_the_live_fraud_app_serves_what_a_replay_to_its_position_computes
             entities = int(checked.stdout.split(" entities")[0].rsplit(" ", 1)[-1].replace(",", ""))
             assert entities >= 250, checked.stdout  # about every card
     finally:
-        _stop(proc)
+        stop_worker(proc)
 
 
 def test_parity_reports_a_worker_that_serves_other_definitions(tmp_path: Path) -> None:
@@ -213,25 +171,9 @@ def test_parity_reports_a_worker_that_serves_other_definitions(tmp_path: Path) -
     log.create_topic(TopicConfig("tx", 2))
     log.producer("tx").send_many([orjson.dumps(e) for e in events], [0] * len(events), partition=0)
     log.close()
-    proc, url = _live(APP, tmp_path, STREAMCORE_TEST_OVER="5000")  # 5 s windows live, 10 s in the definitions
+    proc, url = live_worker(APP, tmp_path, STREAMCORE_TEST_OVER="5000")  # 5 s windows live, 10 s in the definitions
     try:
         checked = cli("backfill", APP, "--view", "card", "--parity", url, "--log-dir", str(tmp_path / "log"))
     finally:
-        _stop(proc)
+        stop_worker(proc)
     assert checked.returncode == 1 and "MISMATCH a n: live 2, replayed 3" in checked.stdout, checked.stdout
-
-
-def _fraud_log(tmp_path: Path, *, seed: int, cards: int, ticks: int, per_tick: int, tick_ms: int) -> int:
-    """The fraud app's input: `ticks` appends of `per_tick` transactions per partition; returns the first time."""
-    from streamcore.apps.fraud.generate import TransactionGenerator
-
-    generator = TransactionGenerator(seed=seed, cards=cards)
-    log = EmbeddedLog(tmp_path / "log")
-    log.create_topic(TopicConfig("transactions", 4))
-    start = 1_767_225_600_000
-    for i in range(ticks):
-        for p in range(4):
-            batch = generator.batch(start + tick_ms * i, per_tick, p)
-            log.producer("transactions").send_many(batch, [start + tick_ms * i] * len(batch), partition=p)
-    log.close()
-    return start
