@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,10 @@ def test_produce_run_tail_and_replay(tmp_path: Path) -> None:
     ran = cli("run", str(APP), "--until-end", "--state-dir", str(tmp_path / "state"), *log, "--quiet")
     assert ran.returncode == 0, ran.stderr
     assert "every record accounted for" in ran.stderr and "MISSING" not in ran.stderr
+
+    served = cli("run", str(APP), "--until-end", "--state-dir", str(tmp_path / "served"), *log, "--http", "127.0.0.1:0")
+    port = re.search(r"HTTP on http://127\.0\.0\.1:(\d+): the status page is ", served.stderr)
+    assert served.returncode == 0 and port is not None and int(port.group(1)) > 0, served.stderr  # the real port
 
     tail = cli("log", "tail", "card-spend", *log)
     windows = [orjson.loads(line) for line in tail.stdout.splitlines()]

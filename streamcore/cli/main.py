@@ -28,6 +28,7 @@ from streamcore.io.admin import open_admin
 from streamcore.runtime.env_check import unknown_variables
 from streamcore.runtime.runner import Runner
 from streamcore.runtime.settings import RunSettings
+from streamcore.runtime.status import RunStatus
 
 DEMOS = {"fraud": "streamcore.apps.fraud.demo", "payments": "streamcore.apps.payments.demo"}
 """`streamcore demo [NAME]`: the bundled demos (imported by name: the runtime does not import apps)."""
@@ -97,8 +98,21 @@ def run_command(args: argparse.Namespace) -> int:
         logging.getLogger("streamcore").warning(warning)
     _warn_if_pure_python()
     progress = None if args.quiet else ProgressPrinter(sys.stderr)
-    status = asyncio.run(Runner(app, settings, progress=progress, progress_interval_s=args.progress_every).run())
+    runner = Runner(app, settings, progress=progress, progress_interval_s=args.progress_every)
+    status = asyncio.run(_run_saying_where_it_listens(runner))
     return 0 if print_summary(status, sys.stderr) else 1
+
+
+async def _run_saying_where_it_listens(runner: Runner) -> RunStatus:
+    """Run; with ``--http``, print the address once the server listens (the port may have been 0)."""
+    running = asyncio.create_task(runner.run())
+    if runner.settings.http:
+        while runner.server is None and not running.done():  # noqa: ASYNC110 - the runner sets it once bound
+            await asyncio.sleep(0.02)
+        if runner.server is not None:
+            url = f"http://{runner.server.host}:{runner.server.port}"
+            print(f"HTTP on {url}: the status page is {url}/, features {url}/features/ID", file=sys.stderr)
+    return await running
 
 
 def demo_command(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ from typing import TextIO
 from streamcore.runtime.status import RunStatus
 
 
-def _watermark_lag(watermark: float, now_ms: int) -> str:
+def _watermark_lag(watermark: float, now_ms: int, idle_s: float | None = None) -> str:
+    if idle_s is not None:
+        return f"idle {idle_s:.0f} s (no input)"
     if watermark == -math.inf:
         return "no watermark yet"
     if watermark == math.inf:
@@ -34,7 +36,7 @@ class ProgressPrinter:
             dlq = c.dead_letter_total
             reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(c.dead_lettered.items()))
             second = (
-                f"        {_watermark_lag(task.watermark, status.processing_time_ms)}  late {c.late:,}  "
+                f"        {_watermark_lag(task.watermark, status.processing_time_ms, task.idle_s)}  late {c.late:,}  "
                 f"dlq {dlq:,}{f' ({reasons})' if reasons else ''}"
             )
             print(  # two lines, each within 80 columns

@@ -244,6 +244,11 @@ class KafkaMembership:
         """The pipelines the tasks run: the app's, on Kafka with repartitioned ones cut in two."""
         return self._pipelines
 
+    @property
+    def released_tasks(self: RunnerParts) -> list[TaskStatus]:
+        """Kafka: the final status of each task whose partition moved to another worker."""
+        return self._released
+
     def partition_owners(self: RunnerParts) -> dict[tuple[str, int], Owner]:
         """Kafka with HTTP: the worker that announced each partition last (else empty)."""
         return {} if self._owners is None else self._owners.all()

@@ -19,6 +19,14 @@ feature, model, reason; never an entity key.
     streamcore_model_scores_total{model}                streamcore_model_fallbacks_total{model,reason}
     streamcore_snapshots_pinned                         streamcore_snapshot_copy_bytes
     streamcore_snapshots_expired_by_memory_total        streamcore_duplicates_skipped_total{stream}
+    streamcore_stream_idle_seconds{stream}              streamcore_consumer_lag_records{stream,partition}
+
+``stream`` is the stream's name, also on Kafka where each partition is a task of its own
+(the partition has its own label). Counters add up every task of the stream the worker
+ran, those whose partitions a rebalance moved away too, so they never go back; gauges
+are of the tasks it runs now. A stream with no input for a while (`task_run.IDLE_AFTER_S`) reports
+how long in ``streamcore_stream_idle_seconds`` and no watermark lag, which would only grow
+with the clock.
 """
 
 from __future__ import annotations
@@ -34,12 +42,16 @@ from prometheus_client.registry import Collector
 from streamcore.base.records import RecordBatch
 from streamcore.online.models import Model, Score
 from streamcore.runtime.histograms import LoopHistograms
+from streamcore.runtime.status import RunStatus, TaskStatus
 from streamcore.runtime.status_document import StatusSource, status_document
 
 
 class MetricsSource(StatusSource, Protocol):
     """What the metrics read at scrape time (the `Runner`): its status, models and online state,
     and for the status page its pipelines and the partitions' owners."""
+
+    @property
+    def released_tasks(self) -> list[TaskStatus]: ...
 
 
 FRESHNESS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -141,6 +153,25 @@ class _EngineCollector(Collector):
     def __init__(self, runner: MetricsSource) -> None:
         self.runner = runner
 
+    @staticmethod
+    def _gauges(status: RunStatus, *families: GaugeMetricFamily) -> None:
+        """Per stream, of the tasks running now: the largest watermark lag of those with input (an
+        idle stream reports how long it has been idle instead), state entries, checkpoint bytes."""
+        lag, idle, entries, size, consumer = families
+        streams: dict[str, list[TaskStatus]] = {}
+        for task in status.tasks:
+            streams.setdefault(task.stream or task.name, []).append(task)
+            for partition, n in task.consumer_lag.items():
+                consumer.add_metric([task.stream or task.name, str(partition)], n)
+        for stream, tasks in sorted(streams.items()):
+            active = [t for t in tasks if t.idle_s is None]
+            lags = [(status.processing_time_ms - t.watermark) / 1000 for t in active if math.isfinite(t.watermark)]
+            if lags:
+                lag.add_metric([stream], max(0.0, *lags))
+            idle.add_metric([stream], 0.0 if active else min(t.idle_s or 0.0 for t in tasks))
+            entries.add_metric([stream], sum(t.state_entries for t in tasks))
+            size.add_metric([stream], sum(t.counters.last_checkpoint_bytes for t in tasks))
+
     def collect(self) -> Iterator[Metric]:
         runner = self.runner
         status = runner.status()
@@ -170,25 +201,47 @@ class _EngineCollector(Collector):
             "Kafka: records of a partition not processed yet.",
             labels=["stream", "partition"],
         )
-        for task in status.tasks:
-            for partition, n in task.consumer_lag.items():
-                consumer_lag.add_metric([task.name, str(partition)], n)
-            c = task.counters
-            for partition, n in sorted(c.records_in_by_partition.items()):
-                records_in.add_metric([task.name, str(partition)], n)
-            out.add_metric([task.name], c.outputs)
-            late.add_metric([task.name], c.late)
-            filtered.add_metric([task.name], c.filtered)
-            duplicates.add_metric([task.name], c.duplicates)
-            for reason, n in sorted(c.dead_lettered.items()):
-                dead.add_metric([task.name, reason], n)
-            checkpoints.add_metric([task.name], c.checkpoints)
-            backpressure.add_metric([task.name], c.backpressure_s)
-            if math.isfinite(task.watermark):
-                lag.add_metric([task.name], max(0.0, (status.processing_time_ms - task.watermark) / 1000))
-            entries.add_metric([task.name], task.state_entries)
-            size.add_metric([task.name], c.last_checkpoint_bytes)
-        yield from (records_in, out, late, filtered, duplicates, dead, checkpoints, backpressure, lag, entries, size)
+        idle = GaugeMetricFamily(
+            "streamcore_stream_idle_seconds",
+            "Seconds without input of a caught-up stream (its watermark lag is not reported then); 0 while active.",
+            labels=["stream"],
+        )
+        # Counters add up every task of a stream this worker ran, those whose partitions moved
+        # away too: a rebalance never makes a counter go back. Gauges are of the tasks it runs now.
+        totals: dict[str, list[float]] = {}
+        by_partition: dict[tuple[str, int], int] = {}
+        reasons: dict[tuple[str, str], int] = {}
+        for task in [*runner.released_tasks, *status.tasks]:
+            stream, c = task.stream or task.name, task.counters
+            sums = totals.setdefault(stream, [0, 0, 0, 0, 0, 0.0])
+            for i, n in enumerate((c.outputs, c.late, c.filtered, c.duplicates, c.checkpoints, c.backpressure_s)):
+                sums[i] += n
+            for partition, n in c.records_in_by_partition.items():
+                by_partition[stream, partition] = by_partition.get((stream, partition), 0) + n
+            for reason, n in c.dead_lettered.items():
+                reasons[stream, reason] = reasons.get((stream, reason), 0) + n
+        for stream, sums in sorted(totals.items()):
+            for family, value in zip((out, late, filtered, duplicates, checkpoints, backpressure), sums, strict=True):
+                family.add_metric([stream], value)
+        for (stream, partition), n in sorted(by_partition.items()):
+            records_in.add_metric([stream, str(partition)], n)
+        for (stream, reason), n in sorted(reasons.items()):
+            dead.add_metric([stream, reason], n)
+        self._gauges(status, lag, idle, entries, size, consumer_lag)
+        yield from (
+            records_in,
+            out,
+            late,
+            filtered,
+            duplicates,
+            dead,
+            checkpoints,
+            backpressure,
+            lag,
+            idle,
+            entries,
+            size,
+        )
         yield consumer_lag
 
         scores = CounterMetricFamily("streamcore_model_scores", "Scorings.", labels=["model"])

@@ -143,10 +143,9 @@ class Runner(KafkaMembership):
 
     def _task_status(self, r: TaskRun) -> TaskStatus:
         name = f"{r.task.pipeline.name}/p{r.task.partitions[0]}" if r.task.split_views else r.task.pipeline.name
-        positions = dict(r.task.positions)
-        return TaskStatus(
-            name, r.task.counters, r.task.watermark, r.task.state_entries(), positions, r.source.lag(positions)
-        )
+        task, positions = r.task, dict(r.task.positions)
+        counts = (task.counters, task.watermark, task.state_entries(), positions, r.source.lag(positions))
+        return TaskStatus(name, *counts, stream=task.pipeline.name, idle_s=r.idle_s())
 
     @property
     def sources(self) -> list[Source]:

@@ -19,6 +19,10 @@ class TaskStatus:
     released_s: float | None = None
     """Kafka, in a worker's final status: when (seconds into the run) the partition was
     released to another worker; None for one held to the end."""
+    stream: str = ""
+    """The pipeline the task runs (`name` adds ``/pN`` when a task is one partition of it)."""
+    idle_s: float | None = None
+    """Seconds without input, once caught up and quiet a while (`TaskRun.idle_s`); else None."""
 
 
 @dataclass(slots=True)

@@ -149,6 +149,7 @@ def _task(task: TaskStatus, processing_ms: int, now_ms: float) -> dict[str, Any]
         "watermark_ms": watermark if math.isfinite(watermark) else None,
         "watermark": "end of input" if watermark == math.inf else "none yet" if watermark == -math.inf else "",
         "watermark_lag_s": round((processing_ms - watermark) / 1000, 3) if math.isfinite(watermark) else None,
+        "idle_s": None if task.idle_s is None else round(task.idle_s, 1),
         "records_in": c.records_in,
         "outputs": c.outputs,
         "late": c.late,

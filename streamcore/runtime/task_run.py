@@ -22,6 +22,10 @@ from streamcore.runtime.task_checkpoint import TaskCheckpoint
 
 log = logging.getLogger("streamcore.runner")
 
+IDLE_AFTER_S = 5.0
+"""A caught-up task with no input for this long is idle: its watermark lag, which grows
+with the clock while nothing arrives, is reported as idle instead (metrics, progress, page)."""
+
 
 class TaskRun:
     """A task with its source and sinks, and what the runner tracks about it."""
@@ -48,6 +52,8 @@ class TaskRun:
         self.drive: asyncio.Task[None] | None = None
         self.caught_up = False
         """The source had nothing left at least once: the task has caught up (readiness)."""
+        self.last_input_s = time.monotonic()
+        """When the task last had records to process (monotonic; its start before the first)."""
         self.unpublished: list[RecordBatch] = []
         """Batches applied since the last publish, for the freshness metric (feature streams only)."""
         self.checkpointing: TaskCheckpoint | None = None
@@ -61,6 +67,7 @@ class TaskRun:
     def process(self, fetched: RecordBatch | Batches, at: int) -> float:
         """Process a batch (or consecutive runs of several partitions); return the seconds it took."""
         started = time.perf_counter()
+        self.last_input_s = time.monotonic()
         if isinstance(fetched, Batches):
             runs = self.task.process_runs(fetched, at)
         else:
@@ -71,6 +78,12 @@ class TaskRun:
         if self.task.tracks_arrivals:
             self.unpublished.extend(runs)
         return seconds
+
+    def idle_s(self) -> float | None:
+        """Seconds since the task last had input, once it has caught up and had none for
+        `IDLE_AFTER_S`; None while records come (its watermark lag then means something)."""
+        quiet = time.monotonic() - self.last_input_s
+        return quiet if self.caught_up and quiet >= IDLE_AFTER_S else None
 
     async def flush(self) -> None:
         """Make the outputs durable. While they are stuck, the source stops prefetching (backpressure)."""

@@ -369,3 +369,69 @@ def test_a_worker_that_stops_hands_its_partitions_over_without_a_gap(kafka: str,
     finally:
         for w in workers:
             w.stop()
+
+
+def _metrics(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """The worker's /metrics: family name -> [(labels, value)] of its samples."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    families: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            families.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return families
+
+
+def _read_in(metrics: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+    return sum(v for labels, v in metrics.get("streamcore_records_in_total", []) if labels["stream"] == "totals")
+
+
+def test_metrics_name_streams_not_tasks_keep_counting_across_a_rebalance_and_say_idle(
+    kafka: str, tmp_path: Path
+) -> None:
+    """Issue 16.6: ``stream`` is the stream (the partition is its own label), counters never go
+    back when partitions move, and a stream with no input reports idle, not a growing lag."""
+    name = _app()
+    _setup(kafka, name)
+    port = free_port()
+    first = Worker(kafka, name, tmp_path / "w1", http_port=port)
+    events = window_events(keys=16, per_key=5)
+    workers = [first]
+    try:
+        time.sleep(3)
+        run(produce(kafka, f"{name}-events", events))
+        deadline = time.monotonic() + 30
+        while _read_in(_metrics(port)) < len(events) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        before = _metrics(port)
+        assert _read_in(before) == len(events)
+        assert {labels["stream"] for family in before.values() for labels, _ in family if "stream" in labels} == {
+            "totals"
+        }  # never "totals/p0": the partition is the partition label's
+        assert {labels["partition"] for labels, _ in before["streamcore_records_in_total"]} == {"0", "1", "2", "3"}
+
+        workers.append(Worker(kafka, name, tmp_path / "w2"))  # takes two partitions from the first
+        deadline = time.monotonic() + 30
+        while first.log.read_text().count("partitions assigned") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        after = _metrics(port)
+        assert _read_in(after) == len(events)  # the released partitions' counts stay counted
+        outputs = {m: sum(v for _, v in after[m]) for m in ("streamcore_records_out_total",)}
+        assert outputs["streamcore_records_out_total"] >= sum(v for _, v in before["streamcore_records_out_total"])
+
+        time.sleep(5.5)  # no input: the stream goes idle
+        quiet = _metrics(port)
+        (idle,) = quiet["streamcore_stream_idle_seconds"]
+        assert idle[0] == {"stream": "totals"} and idle[1] >= 5.0
+        assert "streamcore_watermark_lag_seconds" not in quiet  # not an ever-growing number
+        run(produce(kafka, f"{name}-events", closing_events(events)))  # input again: a lag, and not idle
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and "streamcore_watermark_lag_seconds" not in (busy := _metrics(port)):
+            time.sleep(0.2)
+        assert busy["streamcore_stream_idle_seconds"][0][1] == 0.0
+    finally:
+        for w in workers:
+            w.stop()
