@@ -3,7 +3,7 @@
 #   docker run -e STREAMCORE_BROKER=kafka://kafka:9092 -e STREAMCORE_HTTP_TOKEN="$(openssl rand -hex 16)" \
 #       streamcore worker apps/fraud/app.py --http 0.0.0.0:8080
 # The port is open to whoever reaches it: set STREAMCORE_HTTP_TOKEN, and every endpoint but
-# /health and /metrics then needs "Authorization: Bearer <token>".
+# /health, /metrics and the status page then need "Authorization: Bearer <token>".
 # The slim image has no C compiler: the wheel (with the compiled kernels) is built in a
 # build stage, and the build fails there if a kernel does not compile, so the worker image
 # always runs the fast path (`streamcore --version` says "compiled kernels").

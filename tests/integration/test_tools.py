@@ -213,3 +213,20 @@ def test_backfill_parity_on_kafka_checks_each_worker_on_the_partitions_it_owns(k
     finally:
         for w in workers:
             w.stop()
+
+
+def test_the_compose_producer_sends_transactions_at_its_rate(kafka: str) -> None:
+    """`produce_kafka --rate` (the compose file's producer service) paces itself in real time."""
+    import subprocess
+    import sys
+
+    topic_args = ["--broker", f"kafka://{kafka}", "--count", "300", "--rate", "600"]
+    started = time.monotonic()
+    sent = subprocess.run(
+        [sys.executable, "-m", "streamcore.apps.fraud.produce_kafka", *topic_args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert sent.returncode == 0 and "sent 30" in sent.stdout, sent.stderr  # 300, plus any injected fraud
+    assert elapsed >= 0.45  # 300 at 600/s: half a second, not as fast as the broker takes them
+    assert len(run(consume_all(kafka, "transactions", expect=300, timeout_s=30))) >= 300
