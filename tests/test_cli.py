@@ -285,3 +285,33 @@ def test_ctrl_c_stops_the_demo_with_the_summary_so_far() -> None:
         rest = demo.stdout.read()
     assert demo.wait(60) == 0
     assert "stopped after" in rest and "(interrupted)" in rest and "every record accounted for" in rest
+
+
+def test_a_replayed_record_that_fails_again_is_not_replayed_round_and_round(tmp_path: Path) -> None:
+    """Replay a broken record, let the app fail it again: its new dead letters name the one they
+    came from (sc.replayed_from), and the next replay skips them rather than send them round again.
+    The app has two streams of the topic, so each broken record is dead-lettered twice."""
+    log = ["--log-dir", str(tmp_path / "log")]
+    good = orjson.dumps({"card": "c1", "merchant": "m1", "amount": 1.0, "ts": 1_000})
+    assert cli("log", "produce", "payments", "--partitions", "4", *log, stdin=good + b"\n{broken\n").returncode == 0
+
+    def run_app() -> None:
+        ran = cli("run", str(APP), "--until-end", "--state-dir", str(tmp_path / "state"), *log, "--quiet")
+        assert ran.returncode == 0, ran.stderr
+
+    run_app()
+    topic = ["--topic", "payments-dlq"]
+    first = cli("dlq", "replay", "--reason", "decode", *topic, *log)
+    assert "2 dead letters replayed" in first.stdout, first.stdout + first.stderr
+    run_app()  # the two replayed copies are still broken: each dead-lettered by both streams
+    shown = [orjson.loads(line) for line in cli("dlq", "show", "--reason", "decode", *topic, *log).stdout.splitlines()]
+    originals = {f"payments-dlq/{d['dlq_partition']}@{d['dlq_offset']}" for d in shown[:2]}
+    lineage = [d["replayed_from"] for d in shown]
+    assert lineage[:2] == [None, None] and len(lineage) == 6 and set(lineage[2:]) == originals
+    second = cli("dlq", "replay", "--reason", "decode", *topic, *log)
+    assert second.returncode == 0 and second.stdout.strip().endswith(
+        "0 dead letters replayed; 2 skipped: replayed before (--again replays them again); "
+        "4 skipped: they failed again after their replay (fix them first, or --again)"
+    ), second.stdout
+    forced = cli("dlq", "replay", "--reason", "decode", "--again", *topic, *log)
+    assert "6 dead letters replayed" in forced.stdout, forced.stdout

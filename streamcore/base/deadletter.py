@@ -9,6 +9,9 @@ fixed pipeline can replay it byte for byte:
     sc.topic, sc.partition, sc.offset, sc.timestamp   the source record
     sc.time        processing time when it was dead-lettered (epoch ms)
     sc.app, sc.app_version, sc.step                    who dead-lettered it
+    sc.replayed_from   when the source record was itself a replayed dead letter: which one
+                       (``<dlq topic>@<offset>``), so that `dlq replay` does not send a
+                       record that failed again after its replay round and round
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ def envelope_headers(
     app: str,
     app_version: str,
     step: str,
+    replayed_from: bytes | None = None,
 ) -> Headers:
+    lineage = () if replayed_from is None else ((REPLAYED_FROM, replayed_from),)
     return (
         ("sc.reason", reason.encode()),
         ("sc.error", error.encode("utf-8", "replace")),
@@ -45,6 +50,7 @@ def envelope_headers(
         ("sc.app", app.encode()),
         ("sc.app_version", app_version.encode()),
         ("sc.step", step.encode()),
+        *lineage,
     )
 
 
@@ -62,6 +68,8 @@ class DeadLetter:
     time_ms: int
     app: str
     step: str
+    replayed_from: str | None = None
+    """The dead letter (``<dlq topic>@<offset>``) whose replay this record failed again after."""
 
     @classmethod
     def from_record(cls, record: Record) -> DeadLetter:
@@ -79,4 +87,5 @@ class DeadLetter:
             time_ms=int(h.get("sc.time", "0")),
             app=h.get("sc.app", ""),
             step=h.get("sc.step", ""),
+            replayed_from=h.get(REPLAYED_FROM),
         )

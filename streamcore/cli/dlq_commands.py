@@ -1,10 +1,14 @@
 """``streamcore dlq``: list, inspect and replay dead-lettered records, on the embedded log or Kafka.
 
-Replay is idempotent: each replayed dead letter is recorded in the ledger topic
-``<dlq topic>-replays`` (its offset as the key), and a dead letter found there is skipped
+A dead letter is named by its partition and offset in the dead-letter topic (``--offset
+P:O``; a bare offset where only one partition holds it). Replay is idempotent: each
+replayed dead letter is recorded in the ledger topic ``<dlq topic>-replays`` (``P:O`` as
+the key), and a dead letter found there is skipped
 unless ``--again`` is given. The ledger is written after the replayed records are
 durable, so a replay cut off between the two can repeat a record; each replayed record
-carries the header ``sc.replayed_from`` (``<dlq topic>@<offset>``) to tell.
+carries the header ``sc.replayed_from`` (``<dlq topic>/<partition>@<offset>``) to tell. A replayed record
+that fails again keeps that header in its new dead letter, which is skipped too (it
+would only go round again) unless ``--again`` is given.
 """
 
 from __future__ import annotations
@@ -37,7 +41,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, run: Any) -> None:
         p = dlq_sub.add_parser(name, parents=[common], help=helptext)
         p.add_argument("--topic", help="the dead-letter topic (default: the only *-dlq topic)")
         p.add_argument("--reason", choices=REASONS, help="only this reason")
-        p.add_argument("--offset", type=int, action="append", help="only this dead-letter offset (repeatable)")
+        p.add_argument(
+            "--offset",
+            type=_position,
+            action="append",
+            help="only this dead letter: OFFSET, or PARTITION:OFFSET when the topic has several (repeatable)",
+        )
         p.set_defaults(handler=handler, func=run)
         if name == "list":
             p.add_argument("--limit", type=int, default=100)
@@ -66,21 +75,46 @@ async def _read_all(admin: TopicAdmin, topic: str) -> list[Record]:
 async def _selected(args: argparse.Namespace, admin: TopicAdmin) -> tuple[str, list[DeadLetter]]:
     """The dead-letter topic and its dead letters chosen by ``--reason`` and ``--offset``.
 
-    An offset that is not in the topic is an error (a typo must not read as "0 replayed").
+    An offset that is not in the topic is an error (a typo must not read as "0 replayed"),
+    and so is a bare offset that more than one of its partitions holds.
     """
     topic = await _dlq_topic(args, admin)
     letters = [DeadLetter.from_record(r) for r in await _read_all(admin, topic)]
     if args.offset:
-        present = {d.record.offset for d in letters}
-        missing = sorted(set(args.offset) - present)
-        if missing:
-            span = f"offsets {min(present)}..{max(present)}" if present else "no dead letters"
-            raise ConfigError("--offset", f"{topic} has no dead letter at offset {missing} (it holds {span})")
-        wanted = set(args.offset)
-        letters = [d for d in letters if d.record.offset in wanted]
+        wanted = set()
+        for partition, offset in args.offset:
+            found = {
+                position(d) for d in letters if d.record.offset == offset and partition in (None, d.record.partition)
+            }
+            if not found:
+                present = sorted(d.record.offset for d in letters)
+                span = f"offsets {present[0]}..{present[-1]}" if present else "no dead letters"
+                asked = offset if partition is None else f"{partition}:{offset}"
+                raise ConfigError("--offset", f"{topic} has no dead letter at offset [{asked}] (it holds {span})")
+            if len(found) > 1:
+                choices = ", ".join(f"{p}:{o}" for p, o in sorted(found))
+                raise ConfigError(
+                    "--offset", f"offset {offset} is in several partitions of {topic}: give one of {choices}"
+                )
+            wanted |= found
+        letters = [d for d in letters if position(d) in wanted]
     if args.reason:
         letters = [d for d in letters if d.reason == args.reason]
     return topic, letters
+
+
+def position(d: DeadLetter) -> tuple[int, int]:
+    """Where a dead letter is in its topic: (partition, offset), which names it."""
+    return d.record.partition, d.record.offset
+
+
+def _position(text: str) -> tuple[int | None, int]:
+    """``--offset``: ``OFFSET`` (in whichever partition holds it) or ``PARTITION:OFFSET``."""
+    partition, _, offset = text.rpartition(":")
+    try:
+        return (int(partition) if partition else None), int(offset)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected OFFSET or PARTITION:OFFSET, got {text!r}") from None
 
 
 def _time(ms: int) -> str:
@@ -91,7 +125,7 @@ async def list_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
     _, letters = await _selected(args, admin)
     for d in letters[: args.limit]:
         source = f"{d.source_topic}/{d.source_partition}@{d.source_offset}"
-        print(f"{d.record.offset:>8}  {_time(d.time_ms)}  {d.step:<16} {d.reason:<17} {source:<24} {d.error[:70]}")
+        print(f"{_named(d):>8}  {_time(d.time_ms)}  {d.step:<16} {d.reason:<17} {source:<24} {d.error[:70]}")
     shown = min(len(letters), args.limit)
     print(f"{shown} of {len(letters)} dead letters")
     return 0
@@ -101,6 +135,7 @@ async def show_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
     _, letters = await _selected(args, admin)
     for d in letters:
         doc = {
+            "dlq_partition": d.record.partition,
             "dlq_offset": d.record.offset,
             "reason": d.reason,
             "error": d.error,
@@ -113,6 +148,7 @@ async def show_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
             "time": _time(d.time_ms),
             "app": d.app,
             "step": d.step,
+            "replayed_from": d.replayed_from,
             "key": None if d.record.key is None else d.record.key.decode("utf-8", "replace"),
             "value": d.record.value.decode("utf-8", "replace"),
         }
@@ -125,13 +161,41 @@ def ledger_topic(dlq_topic: str) -> str:
     return f"{dlq_topic}-replays"
 
 
-async def _replayed_before(admin: TopicAdmin, dlq_topic: str) -> set[int] | None:
-    """Offsets of the dead letters of `dlq_topic` replayed before; None if there is no ledger yet."""
+async def _replayed_before(admin: TopicAdmin, dlq_topic: str) -> set[tuple[int, int]] | None:
+    """Positions of the dead letters of `dlq_topic` replayed before; None if there is no ledger yet.
+
+    A ledger key is ``PARTITION:OFFSET`` (a bare ``OFFSET``, as earlier versions wrote, is partition 0).
+    """
     try:
         records = await _read_all(admin, ledger_topic(dlq_topic))
     except TopicNotFound:
         return None
-    return {int(record.key) for record in records if record.key is not None}
+    return {_from_key(record.key.decode()) for record in records if record.key is not None}
+
+
+def _from_key(key: str) -> tuple[int, int]:
+    partition, _, offset = key.rpartition(":")
+    return int(partition or 0), int(offset)
+
+
+def lineage(dlq_topic: str, at: tuple[int, int]) -> str:
+    """The ``sc.replayed_from`` value of a record replayed from dead letter `at` of `dlq_topic`."""
+    return f"{dlq_topic}/{at[0]}@{at[1]}"
+
+
+def _lineage_position(dlq_topic: str, value: str | None) -> tuple[int, int] | None:
+    """The dead letter a ``sc.replayed_from`` value names, if it is one of `dlq_topic`'s."""
+    topic, _, offset = (value or "").rpartition("@")
+    name, slash, partition = topic.rpartition("/")
+    if slash and name == dlq_topic and partition.isdigit() and offset.isdigit():
+        return int(partition), int(offset)
+    if topic == dlq_topic and offset.isdigit():  # written by an earlier version: partition 0
+        return 0, int(offset)
+    return None
+
+
+def _named(d: DeadLetter) -> str:
+    return str(d.record.offset) if d.record.partition == 0 else f"{d.record.partition}:{d.record.offset}"
 
 
 async def replay_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
@@ -140,8 +204,11 @@ async def replay_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
     dlq_topic, letters = await _selected(args, admin)
     ledger = await _replayed_before(admin, dlq_topic)
     before = set() if args.again or ledger is None else ledger
-    chosen = [d for d in letters if d.record.offset not in before]
-    skipped = len(letters) - len(chosen)
+    fresh = [d for d in letters if position(d) not in before]
+    # a record that failed again after its replay: its dead letter names the one it was replayed from
+    bounced = [d for d in fresh if _lineage_position(dlq_topic, d.replayed_from) in before]
+    chosen = [d for d in fresh if d not in bounced]
+    skipped = len(letters) - len(chosen) - len(bounced)
     targets: dict[str, int] = {}
     by_target: dict[str, list[Append]] = {}
     for d in chosen:
@@ -150,8 +217,8 @@ async def replay_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
             targets[target] = (await admin.topic(target)).partitions
         partition = d.source_partition if 0 <= d.source_partition < targets[target] else None
         verb = "would replay" if args.dry_run else "replaying"
-        print(f"{verb} dlq@{d.record.offset} ({d.reason}) to {target}" + ("" if partition is None else f"/{partition}"))
-        headers = ((REPLAYED_FROM, f"{dlq_topic}@{d.record.offset}".encode()),)
+        print(f"{verb} dlq@{_named(d)} ({d.reason}) to {target}" + ("" if partition is None else f"/{partition}"))
+        headers = ((REPLAYED_FROM, lineage(dlq_topic, position(d)).encode()),)
         by_target.setdefault(target, []).append(
             Append(d.record.value, d.record.key, d.source_timestamp, headers, partition)
         )
@@ -165,8 +232,15 @@ async def replay_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
             ledger_topic(dlq_topic),
             [
                 Append(
-                    orjson.dumps({"dlq_offset": d.record.offset, "to": args.to or d.source_topic, "at": now}),
-                    str(d.record.offset).encode(),
+                    orjson.dumps(
+                        {
+                            "dlq_partition": d.record.partition,
+                            "dlq_offset": d.record.offset,
+                            "to": args.to or d.source_topic,
+                            "at": now,
+                        }
+                    ),
+                    "{}:{}".format(*position(d)).encode(),
                     partition=0,
                 )
                 for d in chosen
@@ -174,5 +248,7 @@ async def replay_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
         )
     done = "selected to replay" if args.dry_run else "replayed"
     note = f"; {skipped} skipped: replayed before (--again replays them again)" if skipped else ""
+    if bounced:
+        note += f"; {len(bounced)} skipped: they failed again after their replay (fix them first, or --again)"
     print(f"{len(chosen)} dead letters {done}{note}")
     return 0

@@ -186,6 +186,10 @@ class KafkaAdmin:
         )
 
     async def _partitions(self, name: str) -> int:
+        # Asking a broker with auto.create.topics.enable about one topic by name creates it
+        # (Kafka's default; Tansu too): a tool that only reads must not, so look it up first.
+        if name not in await self.admin.list_topics():
+            raise TopicNotFound(name)
         described = await self.admin.describe_topics([name])
         if not described or described[0].get("error_code") or not described[0]["partitions"]:
             raise TopicNotFound(name)

@@ -14,7 +14,7 @@ from typing import Any
 
 from streamcore.base.clock import Clock
 from streamcore.base.codec import encode_output
-from streamcore.base.deadletter import LATE_REASON, envelope_headers
+from streamcore.base.deadletter import LATE_REASON, REPLAYED_FROM, envelope_headers
 from streamcore.base.records import RecordBatch
 from streamcore.dataflow.stream import Pipeline
 from streamcore.io.transport import Sink
@@ -93,8 +93,9 @@ class SetAside:
         (from its `streamcore.runtime.repartition.SOURCE_HEADER`), not in the repartition topic.
         """
         topic, partition, offset = batch.topic, batch.partition, batch.base_offset + i
+        headers = batch.header_list(i)
         origin = self.pipeline.repartitioned_from
-        if origin is not None and (position := source_position(batch.header_list(i))) is not None:
+        if origin is not None and (position := source_position(headers)) is not None:
             topic = origin.name
             partition, offset = position
         self._write_dead_letter(
@@ -109,6 +110,7 @@ class SetAside:
             batch.timestamps[i],
             self._step_label,
             at,
+            next((value for name, value in headers if name == REPLAYED_FROM), None),
         )
 
     def _write_dead_letter(
@@ -124,6 +126,7 @@ class SetAside:
         timestamp: int,
         step: str,
         at: int | None = None,
+        replayed_from: bytes | None = None,
     ) -> None:
         headers = envelope_headers(
             reason=reason,
@@ -136,5 +139,6 @@ class SetAside:
             app=self.app_name,
             app_version=self.app_version,
             step=step,
+            replayed_from=replayed_from,
         )
         sink.add(key, value, timestamp, headers)

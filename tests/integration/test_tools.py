@@ -230,3 +230,51 @@ def test_the_compose_producer_sends_transactions_at_its_rate(kafka: str) -> None
     assert sent.returncode == 0 and "sent 30" in sent.stdout, sent.stderr  # 300, plus any injected fraud
     assert elapsed >= 0.45  # 300 at 600/s: half a second, not as fast as the broker takes them
     assert len(run(consume_all(kafka, "transactions", expect=300, timeout_s=30))) >= 300
+
+
+def test_dead_letters_are_named_by_partition_and_offset_and_reading_creates_no_topic(
+    kafka: str, tmp_path: Path
+) -> None:
+    """A dead-letter topic with two partitions holds offset 0 twice: the ledger and ``--offset``
+    tell them apart, so a new dead letter is never skipped for an old one's offset. And asking
+    about a topic that does not exist does not create it (Kafka and Tansu auto-create on a
+    metadata request by name)."""
+    name = f"d{uuid.uuid4().hex[:8]}"
+    where = ["--broker", f"kafka://{kafka}"]
+    missing = cli("dlq", "list", "--topic", f"{name}-nope", *where)
+    assert missing.returncode == 2 and f"{name}-nope" in missing.stderr
+    assert f"{name}-nope" not in cli("log", "topics", *where).stdout  # not created by asking
+
+    run(create_topic(kafka, f"{name}-events", 4))
+    run(create_topic(kafka, f"{name}-totals", 1))
+    run(create_topic(kafka, f"{name}-dlq", 2))  # the operator made it with two partitions
+    broken = [f'{{"key": "k{i}", broken'.encode() for i in range(6)]
+
+    async def send(values: list[bytes]) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=kafka)
+        await producer.start()
+        try:
+            for i, value in enumerate(values):
+                await (await producer.send(f"{name}-events", value, key=f"k{i}".encode()))
+        finally:
+            await producer.stop()
+
+    run(send(broken))
+    dlq = [*where, "--topic", f"{name}-dlq"]
+    worker = Worker(kafka, name, tmp_path / "w1")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "6 of 6" not in cli("dlq", "list", *dlq).stdout:
+            time.sleep(0.5)
+        shown = [orjson.loads(line) for line in cli("dlq", "show", *dlq).stdout.splitlines()]
+        assert {d["dlq_partition"] for d in shown} == {0, 1}  # both partitions: offset 0 twice
+        ambiguous = cli("dlq", "replay", "--offset", "0", *dlq)
+        assert ambiguous.returncode == 2 and "give one of 0:0, 1:0" in ambiguous.stderr, ambiguous.stderr
+        one = cli("dlq", "replay", "--offset", "1:0", *dlq)
+        assert one.returncode == 0 and "1 dead letters replayed" in one.stdout, one.stdout + one.stderr
+        everything = cli("dlq", "replay", "--reason", "decode", *dlq)  # 0:0 is not 1:0: it is replayed
+        assert "5 dead letters replayed; 1 skipped: replayed before" in everything.stdout, everything.stdout
+    finally:
+        assert worker.stop() == 0
