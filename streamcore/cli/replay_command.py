@@ -49,7 +49,12 @@ async def replay_command(args: argparse.Namespace, admin: TopicAdmin) -> int:
     plan = await plan_replay(app, admin, args.start, args.end, SystemClock().now_ms())
     for topic, parts in plan.ranges.items():
         ranges = ", ".join(f"{p}: {first}..{end}" for p, (first, end) in sorted(parts.items()))
-        print(f"replay {topic} [{ranges}] into *{args.output_suffix}: {plan.total:,} records", file=sys.stderr)
+        streams = sum(1 for pipeline in app.pipelines if pipeline.source == topic)
+        read_by = f", read by {streams} streams" if streams > 1 else ""
+        print(
+            f"replay {topic} [{ranges}] into *{args.output_suffix}: {plan.records(topic):,} records{read_by}",
+            file=sys.stderr,
+        )
     settings = replace(args.settings, state_dir=args.state_dir)
     progress = None if args.quiet else ProgressBar(plan.total, sys.stderr)
     status = await run_replay(plan, args.output_suffix, admin, settings, progress, args.progress_every)

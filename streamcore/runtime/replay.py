@@ -44,9 +44,14 @@ class ReplayPlan:
     app: App
     ranges: Ranges
 
+    def records(self, topic: str) -> int:
+        """Records of `topic` in the range."""
+        return sum(end - first for first, end in self.ranges.get(topic, {}).values())
+
     @property
     def total(self) -> int:
-        return sum(end - first for parts in self.ranges.values() for first, end in parts.values())
+        """Records the replay reads: each stream reads its input's range (two streams of one topic, twice)."""
+        return sum(self.records(pipeline.source) for pipeline in self.app.pipelines)
 
     def starts(self, topic: str) -> dict[int, int]:
         return {p: first for p, (first, _) in self.ranges.get(topic, {}).items()}

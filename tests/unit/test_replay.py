@@ -46,3 +46,15 @@ def test_replay_runs_a_range_into_suffixed_topics_and_leaves_the_live_app_alone(
     assert again.returncode == 2 and "holds state already" in again.stderr, again.stderr
     no_suffix = cli("replay", APP, *where, "--output-suffix", "", "--state-dir", str(tmp_path / "replay4"))
     assert no_suffix.returncode == 2 and "give a suffix" in no_suffix.stderr
+
+
+def test_the_progress_of_a_replay_counts_each_stream_that_reads_a_topic(tmp_path: Path) -> None:
+    """The payments app has two streams of one topic: 10 records are 20 reads, and 100% is 20/20."""
+    where = ["--log-dir", str(tmp_path / "log")]
+    lines = b"".join(orjson.dumps({"card": f"c{i}", "amount": i, "ts": 1_000 * i}) + b"\n" for i in range(10))
+    produced = cli("log", "produce", "payments", "--partitions", "4", "--key-field", "card", *where, stdin=lines)
+    assert produced.returncode == 0, produced.stderr
+    app = str(Path(__file__).parents[2] / "apps" / "payments" / "app.py")
+    ran = cli("replay", app, *where, "--state-dir", str(tmp_path / "r"), "--output-suffix", "-r")
+    assert ran.returncode == 0, ran.stderr
+    assert "into *-r: 10 records, read by 2 streams" in ran.stderr and "100% 20/20" in ran.stderr, ran.stderr
