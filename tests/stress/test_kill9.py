@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.kill_restart import differences, generate, outcome, prepare, run_with_kills, uninterrupted
+from chaos.scenarios.kill9 import run_with_kills
+from chaos.workload import differences, generate, outcome, prepare, uninterrupted
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,174 @@
+"""What the Kafka scenarios share: workers of `chaos/apps/kafka_cards.py`, a producer, the exact check.
+
+The input is in event-time order per card (no event is late), so the final windows
+must equal a plain count and sum of what was produced: an event lost or counted twice
+anywhere (offsets, changelog restore, a zombie's writes) shows as a wrong window.
+Records are produced one at a time and acknowledged, so "produced" means on the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streamcore.base.records import Record
+from streamcore.io.kafka_settings import kafka_partition
+from streamcore.testing import cli_command, results_table
+
+APP = Path(__file__).parent / "apps" / "kafka_cards.py"
+SESSION_TIMEOUT_MS = 2_000
+PARTITIONS = 4
+START_MS = 1_700_000_000_000
+
+
+class KafkaRun:
+    """One scenario run's topics (named by a fresh run id), workers and producer on `bootstrap`."""
+
+    def __init__(self, bootstrap: str, workdir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.workdir = workdir
+        self.run_id = uuid.uuid4().hex[:8]
+        self.events_topic = f"chaos-{self.run_id}-events"
+        self.totals_topic = f"chaos-{self.run_id}-totals"
+        self.produced: list[dict[str, Any]] = []
+        asyncio.run(self._create_topics())
+
+    async def _create_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(self.events_topic, PARTITIONS, 1, topic_configs={"cleanup.policy": "delete"}),
+                    NewTopic(self.totals_topic, 1, 1, topic_configs={"cleanup.policy": "delete"}),
+                ]
+            )
+        finally:
+            await admin.close()
+
+    def worker(self, name: str) -> subprocess.Popen[bytes]:
+        """A ``streamcore worker`` of the app; its output goes to ``<name>.log``."""
+        env = {
+            **os.environ,
+            "STREAMCORE_CHAOS_RUN": self.run_id,
+            "STREAMCORE_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+            "STREAMCORE_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+            "STREAMCORE_KAFKA_LINGER_MS": "1",
+        }
+        with open(self.workdir / f"{name}.log", "ab") as log:
+            return subprocess.Popen(
+                cli_command(
+                    "worker", str(APP), "--broker", f"kafka://{self.bootstrap}",
+                    "--state-dir", str(self.workdir / name), "--checkpoint-interval-ms", "300", "--quiet",
+                ),
+                env=env,
+                stdout=log,
+                stderr=log,
+            )  # fmt: skip
+
+    def produce(self, count: int, seconds: float, first: int = 0) -> None:
+        """Send `count` events over about `seconds`, each acknowledged before the next."""
+        asyncio.run(self._produce(count, seconds, first))
+
+    async def _produce(self, count: int, seconds: float, first: int) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=0, request_timeout_ms=60_000)
+        await producer.start()
+        started = time.monotonic()
+        try:
+            for i in range(first, first + count):
+                event = {"card": f"c{i % 40}", "amount": i % 97, "ts": START_MS + i * 50}
+                await (await producer.send(self.events_topic, orjson.dumps(event), key=event["card"].encode()))
+                self.produced.append(event)
+                await asyncio.sleep(max(0.0, started + (i - first + 1) * seconds / count - time.monotonic()))
+        finally:
+            await producer.stop()
+
+    def close_windows(self) -> None:
+        """One event per partition a minute after the last: every window of the input fires."""
+        last = max(e["ts"] for e in self.produced)
+        keys: dict[int, str] = {}
+        i = 0
+        while len(keys) < PARTITIONS:
+            keys.setdefault(kafka_partition(f"close{i}".encode(), PARTITIONS), f"close{i}")
+            i += 1
+        asyncio.run(self._send_closing(list(keys.values()), last + 60_000))
+
+    async def _send_closing(self, cards: list[str], ts: int) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=0)
+        await producer.start()
+        try:
+            for card in cards:
+                value = orjson.dumps({"card": card, "amount": 0, "ts": ts})
+                await (await producer.send(self.events_topic, value, key=card.encode()))
+        finally:
+            await producer.stop()
+
+    def expected(self) -> dict[tuple[str, int], tuple[int, int]]:
+        out: dict[tuple[str, int], list[int]] = {}
+        for e in self.produced:
+            acc = out.setdefault((e["card"], e["ts"] - e["ts"] % 10_000), [0, 0])
+            acc[0] += 1
+            acc[1] += e["amount"]
+        return {k: (v[0], v[1]) for k, v in out.items()}
+
+    def results(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """The final value of every window in the totals topic (close events left out)."""
+        records = asyncio.run(self._read_totals())
+        table = results_table(records)
+        return {(k, s): (w["n"], w["total"]) for (k, s, _), w in table.items() if not k.startswith("close")}
+
+    async def _read_totals(self) -> list[Record]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = TopicPartition(self.totals_topic, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            records = []
+            while True:
+                found = await consumer.getmany(tp, timeout_ms=300)
+                if not found.get(tp):
+                    return [_record(r) for r in records]
+                records.extend(found[tp])
+        finally:
+            await consumer.stop()
+
+    def wait_for_results(self, timeout_s: float = 90.0) -> tuple[dict[tuple[str, int], tuple[int, int]], float]:
+        """Until the results equal the expected ones (or `timeout_s`); return them and the time it took."""
+        expected, started = self.expected(), time.monotonic()
+        got: dict[tuple[str, int], tuple[int, int]] = {}
+        while time.monotonic() - started < timeout_s:
+            got = self.results()
+            if got == expected:
+                break
+            time.sleep(0.5)
+        return got, time.monotonic() - started
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.wait(60)
+
+
+def window_problems(expected: dict[Any, tuple[int, int]], got: dict[Any, tuple[int, int]]) -> list[str]:
+    if got == expected:
+        return []
+    missing = sorted(expected.keys() - got.keys())[:3]
+    wrong = [(k, expected[k], got[k]) for k in sorted(expected.keys() & got.keys()) if expected[k] != got[k]][:3]
+    extra = sorted(got.keys() - expected.keys())[:3]
+    return [f"windows differ from what was produced: missing {missing}, wrong (expected, got) {wrong}, extra {extra}"]
+
+
+def _record(r: Any) -> Record:
+    return Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, tuple(r.headers))
