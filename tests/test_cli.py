@@ -61,9 +61,16 @@ def test_errors_are_clear(tmp_path: Path) -> None:
 
 
 def test_payments_demo_runs_and_accounts_for_everything(tmp_path: Path) -> None:
-    demo = cli("demo", "payments", "--seconds", "3", "--rate", "4000", "--dir", str(tmp_path))
+    demo = cli("demo", "payments", "--seconds", "3", "--rate", "4000", "--dir", str(tmp_path / "kept"))
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "every record accounted for" in demo.stdout
+    tail = demo.stdout.rpartition("the log and state are in")[2].splitlines()[1:]
+    assert tail[0] == f"  cd {tmp_path / 'kept'}" and (tmp_path / "kept" / "log").is_dir()
+    assert all(len(line) <= 80 for line in tail[1:])  # the hints fit 80 columns, however long the path
+    (tmp_path / "t").mkdir()
+    on_its_own = cli("demo", "payments", "--seconds", "1", "--rate", "1000", env={"TMPDIR": str(tmp_path / "t")})
+    assert on_its_own.returncode == 0 and "the log and state are in" not in on_its_own.stdout
+    assert list((tmp_path / "t").iterdir()) == []  # removed at the end
     assert "future_timestamp" in demo.stdout and "late" in demo.stdout
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -93,9 +94,6 @@ async def run_demo(workdir: Path, rate: int, duration: float, seed: int) -> int:
     print(f"\nterminals appended {sent:,} records; {len(card_windows):,} card windows, the three biggest:")
     for w in biggest:
         print(f"  card {w['key']:<5} [{w['start']}, {w['end']})  {w['payments']} payments, total {w['total']:.2f}")
-    print(f"\noutputs are in {workdir / 'log'}; look with e.g.")
-    print(f"  streamcore log tail card-spend --log-dir {workdir / 'log'} --limit 5")
-    print(f"  streamcore dlq list --log-dir {workdir / 'log'}")
     log.close()
     return 0 if ok and status.records_in == 2 * sent else 1
 
@@ -106,12 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rate", type=int, default=20_000, help="payments per second (default 20000)")
     ap.add_argument("--seconds", type=float, default=15.0, help="how long the terminals send (default 15)")
-    ap.add_argument("--dir", type=Path, help="keep the log and state here (default: a new temporary directory)")
+    ap.add_argument("--dir", type=Path, help="the log and state go here (default: a new temporary directory)")
+    ap.add_argument("--keep", action="store_true", help="keep the demo's directory (default: removed at the end)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="streamcore-demo-"))
-    print(f"streamcore demo: {args.rate:,} payments/s for {args.seconds:.0f} s into {workdir}")
-    return asyncio.run(run_demo(workdir, args.rate, args.seconds, args.seed))
+    print(f"streamcore demo: {args.rate:,} payments/s for {args.seconds:.0f} s")
+    try:
+        return asyncio.run(run_demo(workdir, args.rate, args.seconds, args.seed))
+    finally:
+        if args.keep or args.dir:
+            print(f"\nthe log and state are in {workdir}; look with, for example:")
+            print(f"  cd {workdir}")  # the one line that carries the path, so the others fit 80 columns
+            print("  streamcore log tail card-spend --log-dir log --limit 5")
+            print("  streamcore dlq list --log-dir log")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
