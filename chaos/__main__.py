@@ -69,6 +69,8 @@ def run_all(names: list[str], brokers: tuple[str, ...], args: argparse.Namespace
                     verdict = run_one(s, context, k)
                     verdicts.append(verdict)
                     status = "passed" if verdict.passed else "FAILED: " + "; ".join(verdict.problems)[:300]
+                    if verdict.skipped:
+                        status = f"skipped: {verdict.skipped}"
                     print(f"{s.name} [{broker}] run {k} (seed {context.seed}): {status}  ({verdict.seconds:.1f} s)")
                     sys.stdout.flush()
     return verdicts

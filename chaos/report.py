@@ -34,6 +34,8 @@ def markdown(verdicts: list[Verdict]) -> str:
     for (name, broker), runs in groups.items():
         failed = [v for v in runs if not v.passed]
         reason = f"{len(failed)}: {failed[0].problems[0][:80]}" if failed else "0"
+        if all(v.skipped for v in runs):
+            reason = f"skipped: {runs[0].skipped}"
         recovery = [v.recovery_s for v in runs if v.recovery_s is not None]
         rss = [v.peak_rss_kib for v in runs if v.peak_rss_kib is not None]
         recovery_text = f"{max(recovery):.2f}" if recovery else "-"

@@ -32,6 +32,8 @@ class Verdict:
     """From the fault's end to the system having caught up again (where the scenario measures it)."""
     peak_rss_kib: int | None = None
     seconds: float = 0.0
+    skipped: str = ""
+    """Why the scenario could not run here (it then counts as passed, and the report says so)."""
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property

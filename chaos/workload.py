@@ -127,6 +127,19 @@ def differences(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _output_bytes(workdir: Path) -> int:
+    """How many bytes the output topics hold on disk (they grow as the worker processes)."""
+    return sum(f.stat().st_size for name in OUTPUTS for f in (workdir / "log" / name).rglob("*") if f.is_file())
+
+
+def wait_for_progress(proc: subprocess.Popen[bytes], workdir: Path, timeout_s: float) -> None:
+    """Until the worker has written outputs since it started (or ended, or `timeout_s` passed)."""
+    before = _output_bytes(workdir)
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and _output_bytes(workdir) == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def accounted(workdir: Path) -> tuple[list[int], int, bool]:
     """From the last run's summary: records in per stream, results out in all, and whether it
     said every record was accounted for (for every stream)."""

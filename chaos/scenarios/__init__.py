@@ -1,5 +1,25 @@
 """The scenarios; importing this package registers them all (`chaos.suite.SCENARIOS`)."""
 
-from chaos.scenarios import broker_pause, clock_skew, kill9, log_damage, zombie
+from chaos.scenarios import (
+    broker_pause,
+    clock_skew,
+    disk_full,
+    kill9,
+    log_damage,
+    partition,
+    rebalance_storm,
+    slow_sink,
+    zombie,
+)
 
-__all__ = ["broker_pause", "clock_skew", "kill9", "log_damage", "zombie"]
+__all__ = [
+    "broker_pause",
+    "clock_skew",
+    "disk_full",
+    "kill9",
+    "log_damage",
+    "partition",
+    "rebalance_storm",
+    "slow_sink",
+    "zombie",
+]

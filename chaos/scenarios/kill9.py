@@ -12,12 +12,21 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 from chaos.suite import Context, Verdict, scenario
-from chaos.workload import OUTPUTS, accounted, differences, finish, generate, outcome, prepare, uninterrupted, worker
+from chaos.workload import (
+    accounted,
+    differences,
+    finish,
+    generate,
+    outcome,
+    prepare,
+    uninterrupted,
+    wait_for_progress,
+    worker,
+)
 
 KILLS = 3
 
@@ -42,19 +51,6 @@ def kill9(context: Context, verdict: Verdict) -> None:
     verdict.problems += differences(outcome(reference), outcome(chaotic))
 
 
-def _output_bytes(workdir: Path) -> int:
-    """How many bytes the output topics hold on disk (they grow as the worker processes)."""
-    return sum(f.stat().st_size for name in OUTPUTS for f in (workdir / "log" / name).rglob("*") if f.is_file())
-
-
-def _wait_for_progress(proc: subprocess.Popen[bytes], workdir: Path, timeout_s: float) -> None:
-    """Until the worker has written outputs since it started (or ended, or `timeout_s` passed)."""
-    before = _output_bytes(workdir)
-    deadline = time.monotonic() + timeout_s
-    while proc.poll() is None and _output_bytes(workdir) == before and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
 def run_with_kills(workdir: Path, kills: int, rnd: random.Random, run_s: float) -> int:
     """Run to completion, killing the worker `kills` times; return how many kills landed mid-stream.
 
@@ -63,7 +59,7 @@ def run_with_kills(workdir: Path, kills: int, rnd: random.Random, run_s: float) 
     landed = 0
     for _ in range(kills):
         proc = worker(workdir)
-        _wait_for_progress(proc, workdir, timeout_s=60)
+        wait_for_progress(proc, workdir, timeout_s=60)
         time.sleep(rnd.uniform(0, 0.25) * run_s)
         if proc.poll() is not None:
             break  # it finished before we could kill it

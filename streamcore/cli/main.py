@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import importlib
 import logging
 import os
@@ -263,6 +264,27 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `streamcore log tail ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except (OSError, ExceptionGroup) as error:  # a task group of the runner wraps what its tasks raised
+        full = _disk_full(error)
+        if full is None:
+            raise
+        where = f" writing {full.filename}" if full.filename else ""
+        print(
+            f"streamcore: error: the disk is full{where} ({full.strerror}); what was checkpointed is intact: "
+            "free some space and run again, it resumes from the last checkpoint",
+            file=sys.stderr,
+        )
+        return 3
+
+
+def _disk_full(error: BaseException) -> OSError | None:
+    """The "no space left" error in `error` (or among the errors it groups), if there is one."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return error
+    for inner in error.exceptions if isinstance(error, BaseExceptionGroup) else ():
+        if (found := _disk_full(inner)) is not None:
+            return found
+    return None
 
 
 if __name__ == "__main__":

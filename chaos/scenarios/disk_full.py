@@ -1,0 +1,96 @@
+"""``disk-full``: the disk under the log and the state fills up mid-stream, then space comes back.
+
+Log and state live on a small tmpfs of the scenario's own. Once the worker is
+processing, a file fills every free byte. The worker must stop with an error that says
+the disk is full (or wait), never lose or half-write what it had acknowledged; then the
+file is removed and the worker restarted. It passes when the final windows, late
+records and dead letters equal an uninterrupted run's on the same input, and every
+record is accounted for. Mounting a tmpfs needs root: elsewhere the run is skipped, and
+says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from chaos.suite import Context, Verdict, scenario
+from chaos.workload import (
+    accounted,
+    differences,
+    finish,
+    generate,
+    outcome,
+    prepare,
+    uninterrupted,
+    wait_for_progress,
+    worker,
+    worker_log,
+)
+
+SIZE_MIB = 48
+
+
+@scenario("disk-full", "fill the disk under the log and state mid-stream, then free it and restart", ("embedded",))
+def disk_full(context: Context, verdict: Verdict) -> None:
+    disk = context.workdir / "disk"
+    disk.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        verdict.skipped = "mounting a tmpfs needs root and mount(8)"
+        return
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SIZE_MIB}m", "tmpfs", str(disk)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        verdict.skipped = f"could not mount a tmpfs: {mounted.stderr.strip()}"
+        return
+    try:
+        _run(context, verdict, disk)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, check=False)
+
+
+def _run(context: Context, verdict: Verdict, disk: Path) -> None:
+    lines = generate(max(20_000, context.events // 5), context.seed)
+    reference, full = context.workdir / "reference", context.workdir / "run"
+    full.mkdir()
+    for part in ("log", "state"):  # on the small disk; the worker's own log is not, so it can say why it stopped
+        (disk / part).mkdir()
+        (full / part).symlink_to(disk / part)
+    for d in (reference, full):
+        prepare(d, lines)
+    uninterrupted(reference)
+    proc = worker(full)
+    wait_for_progress(proc, full, timeout_s=60)  # mid-stream
+    time.sleep(context.rnd.uniform(0, 0.2))
+    filler = disk / "filler"
+    with contextlib.suppress(OSError), open(filler, "wb") as f:  # every free byte, until ENOSPC
+        while True:
+            f.write(b"\0" * (1 << 20))
+            f.flush()
+    try:
+        code = proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:  # it waits for space: that is allowed too
+        proc.send_signal(signal.SIGKILL)
+        code = proc.wait()
+        verdict.notes["while_full"] = "waited (killed after 20 s)"
+    else:
+        verdict.notes["while_full"] = f"exited {code}"
+        if code == 0:
+            verdict.notes["while_full"] = "finished before the disk filled"
+        elif "streamcore: error: the disk is full" not in worker_log(full):
+            verdict.problems.append(f"the worker stopped on a full disk without saying so: {worker_log(full)[-300:]!r}")
+    filler.unlink()
+    started = time.monotonic()
+    finish(worker(full), full)
+    verdict.recovery_s = round(time.monotonic() - started, 2)
+    per_stream, verdict.records_out, every = accounted(full)
+    verdict.records_in = sum(per_stream)
+    if not every:
+        verdict.problems.append("the restarted run's summary does not account for every record")
+    verdict.problems += differences(outcome(reference), outcome(full))

@@ -1,0 +1,50 @@
+"""``rebalance-storm``: workers join and leave over and over while input flows.
+
+Two workers run throughout; a third and a fourth are started and stopped (SIGTERM, or
+SIGKILL now and then) every `PERIOD_S` while the producer sends, so partitions move
+again and again, each time with a checkpoint, a changelog restore, or both. It passes
+when the final windows equal what was produced and the two steady workers stop cleanly.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from chaos.kafka_workload import KafkaRun, stop, window_problems
+from chaos.suite import Context, Verdict, scenario
+
+PERIOD_S = 2.5
+STORM_S = 12.0
+
+
+@scenario("rebalance-storm", "workers join and leave (SIGTERM, sometimes SIGKILL) every 2.5 s under input", ("kafka",))
+def rebalance_storm(context: Context, verdict: Verdict) -> None:
+    rnd = context.rnd
+    run = KafkaRun(context.broker.removeprefix("kafka://"), context.workdir)
+    steady = [run.worker("w0"), run.worker("w1")]
+    moves = 0
+    try:
+        time.sleep(3)
+        producing = threading.Thread(target=run.produce, args=(max(3_000, context.events // 15), STORM_S))
+        producing.start()
+        deadline = time.monotonic() + STORM_S
+        while time.monotonic() < deadline:
+            guest = run.worker(f"guest{moves}")
+            time.sleep(PERIOD_S * rnd.uniform(0.5, 1.5))
+            guest.send_signal(signal.SIGKILL if rnd.random() < 0.3 else signal.SIGTERM)
+            guest.wait(60)
+            moves += 1
+        producing.join(120)
+        stormed = time.monotonic()
+        run.close_windows()
+        got, _ = run.wait_for_results(timeout_s=120)
+        verdict.recovery_s = round(time.monotonic() - stormed, 2)
+        verdict.notes["guests"] = moves
+        verdict.records_in, verdict.records_out = len(run.produced), len(got)
+        verdict.problems += window_problems(run.expected(), got)
+    finally:
+        codes = [stop(w) for w in steady]
+    if any(codes):
+        verdict.problems.append(f"the steady workers exited with {codes}")
