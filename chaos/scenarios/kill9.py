@@ -42,7 +42,8 @@ def kill9(context: Context, verdict: Verdict) -> None:
     landed = run_with_kills(chaotic, KILLS, context.rnd, run_s)
     verdict.recovery_s = round(time.monotonic() - started - run_s, 2)  # what the kills cost in all
     verdict.notes["kills_landed"] = landed
-    per_stream, verdict.records_out, every = accounted(chaotic)
+    _, _, every = accounted(chaotic)  # the last run's summary: it resumed after the last kill
+    per_stream, verdict.records_out, _ = accounted(reference)  # the input, read once per stream
     verdict.records_in = sum(per_stream)
     if landed == 0:
         verdict.problems.append("no kill landed mid-stream: the input is too small for this machine")
