@@ -3,8 +3,7 @@
 `Browser` opens a page in real time (its scripts run, its timers fire as they would for
 a user), then hands back the rendered DOM, values the page computes, and screenshots.
 `chromium()` finds the browser, or installs it with ``tests/tools/install-chromium.sh``
-(Debian's package; needs root). Where that cannot be done the test is skipped with the
-reason, except under CI (``CI`` set), where a browser test must run: it fails instead.
+(`debian_tools.require`: skipped where that cannot be done, failed under CI).
 """
 
 from __future__ import annotations
@@ -14,41 +13,21 @@ import base64
 import contextlib
 import itertools
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
+from debian_tools import require
 
 from streamcore.testing import free_port
 
-INSTALL = Path(__file__).parent / "tools" / "install-chromium.sh"
-
-
-@cache
-def _installed() -> str | None:
-    found = shutil.which("chromium")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        done = subprocess.run(["bash", str(INSTALL)], capture_output=True, text=True, timeout=900, check=False)
-        found = shutil.which("chromium") if done.returncode == 0 else None
-    return found
-
 
 def chromium() -> str:
-    """The chromium binary; skips the test (fails it under CI) when there is none and it cannot be installed."""
-    found = _installed()
-    if found is None:
-        reason = f"no chromium on PATH, and {INSTALL} could not install it (it needs root and apt-get)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    """The chromium binary (installed by ``tests/tools/install-chromium.sh`` if missing; see `debian_tools`)."""
+    return require("chromium", "install-chromium.sh")
 
 
 class Page:

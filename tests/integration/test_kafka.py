@@ -372,11 +372,14 @@ def test_a_worker_that_stops_hands_its_partitions_over_without_a_gap(kafka: str,
 
 
 def _metrics(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """The worker's /metrics: family name -> [(labels, value)] of its samples."""
+    """The worker's /metrics: family name -> [(labels, value)] of its samples (promtool must find nothing)."""
+    from debian_tools import promtool_problems
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
+        raw = answer.read()
+    assert promtool_problems(raw) == ""
+    text = raw.decode()
     families: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
