@@ -21,6 +21,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from chaos.suite import Verdict
 from streamcore.base.records import Record
 from streamcore.io.kafka_settings import kafka_partition
 from streamcore.testing import cli_command, results_table
@@ -151,6 +152,14 @@ class KafkaRun:
         finally:
             await consumer.stop()
 
+    def judge(self, verdict: Verdict, since: float, timeout_s: float = 90.0) -> None:
+        """Close every window, wait for the results and judge them; recovery counts from `since` (monotonic)."""
+        self.close_windows()
+        got, _ = self.wait_for_results(timeout_s)
+        verdict.recovery_s = round(time.monotonic() - since, 2)
+        verdict.records_in, verdict.records_out = len(self.produced), len(got)
+        verdict.problems += window_problems(self.expected(), got)
+
     def wait_for_results(self, timeout_s: float = 90.0) -> tuple[dict[tuple[str, int], tuple[int, int]], float]:
         """Until the results equal the expected ones (or `timeout_s`); return them and the time it took."""
         expected, started = self.expected(), time.monotonic()
@@ -169,6 +178,13 @@ def peak_rss_kib(proc: subprocess.Popen[bytes]) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise RuntimeError("no VmHWM in /proc")
+
+
+def stop_all(workers: list[subprocess.Popen[bytes]], verdict: Verdict, what: str = "the workers") -> None:
+    """SIGTERM each worker and wait; a worker that does not exit 0 fails the run."""
+    codes = [stop(w) for w in workers]
+    if any(codes):
+        verdict.problems.append(f"{what} exited with {codes}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:

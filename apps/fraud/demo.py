@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import orjson
 from streamcore.apps.fraud.app import app, transactions
 from streamcore.apps.fraud.generate import SKEW_MS, SKEWED_TERMINAL, TransactionGenerator
+from streamcore.apps.workdir import demo_directory
 
 from streamcore import Runner, RunSettings
 from streamcore.base.records import RecordBatch
@@ -188,15 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the demo's directory (default: removed at the end)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
-    workdir = args.dir or Path(tempfile.mkdtemp(prefix="streamcore-fraud-"))
     print(f"streamcore demo: card fraud, {args.rate:,} transactions/s for {args.seconds:.0f} s")
-    try:
+    with demo_directory(args.dir, args.keep, "streamcore-fraud-") as workdir:
         return asyncio.run(run_demo(workdir, args.rate, args.seconds, args.seed))
-    finally:
-        if args.keep or args.dir:
-            print(f"the log and state are in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

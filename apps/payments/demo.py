@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import orjson
 from streamcore.apps.payments.app import app, payments
+from streamcore.apps.workdir import demo_directory
 
 from streamcore import Runner, RunSettings
 from streamcore.cli.progress import ProgressPrinter, print_summary
@@ -108,18 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the demo's directory (default: removed at the end)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
-    workdir = args.dir or Path(tempfile.mkdtemp(prefix="streamcore-demo-"))
     print(f"streamcore demo: {args.rate:,} payments/s for {args.seconds:.0f} s")
-    try:
+    with demo_directory(args.dir, args.keep, "streamcore-demo-", _hints) as workdir:
         return asyncio.run(run_demo(workdir, args.rate, args.seconds, args.seed))
-    finally:
-        if args.keep or args.dir:
-            print(f"\nthe log and state are in {workdir}; look with, for example:")
-            print(f"  cd {workdir}")  # the one line that carries the path, so the others fit 80 columns
-            print("  streamcore log tail card-spend --log-dir log --limit 5")
-            print("  streamcore dlq list --log-dir log")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _hints(workdir: Path) -> None:
+    print(f"\nthe log and state are in {workdir}; look with, for example:")
+    print(f"  cd {workdir}")  # the one line that carries the path, so the others fit 80 columns
+    print("  streamcore log tail card-spend --log-dir log --limit 5")
+    print("  streamcore dlq list --log-dir log")
 
 
 if __name__ == "__main__":

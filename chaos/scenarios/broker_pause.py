@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 
-from chaos.kafka_workload import KafkaRun, stop, window_problems
+from chaos.kafka_workload import KafkaRun, stop_all
 from chaos.suite import Context, Verdict, scenario
 
 PAUSE_S = 5.0
@@ -37,13 +37,7 @@ def broker_pause(context: Context, verdict: Verdict) -> None:
         os.kill(context.broker_pid, signal.SIGCONT)
         thawed = time.monotonic()
         producing.join(120)
-        run.close_windows()
-        got, _ = run.wait_for_results()
-        verdict.recovery_s = round(time.monotonic() - thawed, 2)
-        verdict.records_in, verdict.records_out = len(run.produced), len(got)
-        verdict.problems += window_problems(run.expected(), got)
+        run.judge(verdict, since=thawed)
     finally:
         os.kill(context.broker_pid, signal.SIGCONT)  # never leave the suite's broker frozen
-        codes = [stop(w) for w in workers]
-    if any(codes):
-        verdict.problems.append(f"the workers exited with {codes}")
+        stop_all(workers, verdict)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 
-from chaos.kafka_workload import SESSION_TIMEOUT_MS, KafkaRun, stop, window_problems
+from chaos.kafka_workload import SESSION_TIMEOUT_MS, KafkaRun, stop_all
 from chaos.proxy import Proxy
 from chaos.suite import Context, Verdict, scenario
 from streamcore.testing import free_port, start_tansu
@@ -44,16 +44,10 @@ def partition(context: Context, verdict: Verdict) -> None:
         proxy.heal()
         healed = time.monotonic()
         producing.join(180)
-        run.close_windows()
-        got, _ = run.wait_for_results(timeout_s=120)
-        verdict.recovery_s = round(time.monotonic() - healed, 2)
-        verdict.records_in, verdict.records_out = len(run.produced), len(got)
-        verdict.problems += window_problems(run.expected(), got)
+        run.judge(verdict, since=healed, timeout_s=120)
     finally:
         proxy.heal()
-        codes = [stop(w) for w in workers]
+        stop_all(workers, verdict)
         proxy.close()
         broker.terminate()
         broker.wait(10)
-    if any(codes):
-        verdict.problems.append(f"the workers exited with {codes}")

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 
-from chaos.kafka_workload import KafkaRun, stop, window_problems
+from chaos.kafka_workload import KafkaRun, stop_all
 from chaos.suite import Context, Verdict, scenario
 
 PERIOD_S = 2.5
@@ -38,13 +38,7 @@ def rebalance_storm(context: Context, verdict: Verdict) -> None:
             moves += 1
         producing.join(120)
         stormed = time.monotonic()
-        run.close_windows()
-        got, _ = run.wait_for_results(timeout_s=120)
-        verdict.recovery_s = round(time.monotonic() - stormed, 2)
         verdict.notes["guests"] = moves
-        verdict.records_in, verdict.records_out = len(run.produced), len(got)
-        verdict.problems += window_problems(run.expected(), got)
+        run.judge(verdict, since=stormed, timeout_s=120)
     finally:
-        codes = [stop(w) for w in steady]
-    if any(codes):
-        verdict.problems.append(f"the steady workers exited with {codes}")
+        stop_all(steady, verdict, "the steady workers")

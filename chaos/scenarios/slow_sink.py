@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from chaos.kafka_workload import KafkaRun, peak_rss_kib, stop, window_problems
+from chaos.kafka_workload import KafkaRun, peak_rss_kib, stop_all
 from chaos.suite import Context, Verdict, scenario
 
 RSS_BOUND_MIB = 250
@@ -32,18 +32,12 @@ def slow_sink(context: Context, verdict: Verdict) -> None:
         time.sleep(STALL_S)
         stall.unlink()
         resumed = time.monotonic()
-        run.close_windows()
-        got, _ = run.wait_for_results(timeout_s=120)
-        verdict.recovery_s = round(time.monotonic() - resumed, 2)
+        run.judge(verdict, since=resumed, timeout_s=120)
         verdict.peak_rss_kib = max(peak_rss_kib(w) for w in workers)
-        verdict.records_in, verdict.records_out = len(run.produced), len(got)
-        verdict.problems += window_problems(run.expected(), got)
         if verdict.peak_rss_kib > RSS_BOUND_MIB * 1024:
             verdict.problems.append(
                 f"peak RSS {verdict.peak_rss_kib // 1024} MiB is over the {RSS_BOUND_MIB} MiB bound"
             )
     finally:
         stall.unlink(missing_ok=True)
-        codes = [stop(w) for w in workers]
-    if any(codes):
-        verdict.problems.append(f"the workers exited with {codes}")
+        stop_all(workers, verdict)

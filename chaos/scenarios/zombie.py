@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 
-from chaos.kafka_workload import SESSION_TIMEOUT_MS, KafkaRun, stop, window_problems
+from chaos.kafka_workload import SESSION_TIMEOUT_MS, KafkaRun, stop_all
 from chaos.suite import Context, Verdict, scenario
 
 
@@ -34,15 +34,9 @@ def zombie(context: Context, verdict: Verdict) -> None:
         os.kill(frozen.pid, signal.SIGCONT)
         thawed = time.monotonic()
         producing.join(120)
-        run.close_windows()
-        got, _ = run.wait_for_results()
-        verdict.recovery_s = round(time.monotonic() - thawed, 2)
-        verdict.records_in, verdict.records_out = len(run.produced), len(got)
-        verdict.problems += window_problems(run.expected(), got)
+        run.judge(verdict, since=thawed)
     finally:
         for w in workers:
             if w.poll() is None:
                 os.kill(w.pid, signal.SIGCONT)
-        codes = [stop(w) for w in workers]
-    if any(codes):
-        verdict.problems.append(f"the workers exited with {codes}")
+        stop_all(workers, verdict)
