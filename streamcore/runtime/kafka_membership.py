@@ -326,6 +326,8 @@ class KafkaMembership:
         for run in [r for r in self._runs if (r.source.topic, r.task.partitions[0]) in lost]:
             await self._retire(run)
             await _ended(run.drive, grace_s=0.0)  # retired above: nothing is left for it to do
+            if run not in self._runs:  # a revocation running beside this one (a rebalance during a stop) got it
+                continue
             released = self._task_status(run)
             released.released_s = time.monotonic() - self._started
             self._released.append(released)
