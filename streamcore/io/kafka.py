@@ -231,6 +231,14 @@ class KafkaGroup(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.consumer.stop()
 
 
+class PartitionLost(Exception):
+    """This worker lost a partition without giving it up (the group evicted it): its checkpoint
+    is not replicated, and the partition is now the new owner's."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        super().__init__(f"{topic}/{partition}: this worker is no longer the partition's owner in the group")
+
+
 class KafkaChangelog:
     """A task's RocksDB writes, replicated in order to a partition of a compacted topic.
 
@@ -247,15 +255,24 @@ class KafkaChangelog:
         self.topic = topic
         self.partition = partition
         self._pending: list[tuple[bytes, bytes | None]] = []
+        self.fence: Callable[[], Awaitable[bool]] | None = None
+        """Asked before each flush: does this worker still own the partition? (`KafkaPartitionSource.still_owned`)"""
 
     def append(self, ops: list[tuple[bytes, bytes | None]]) -> None:
         self._pending.extend(ops)
 
     async def flush(self) -> int:
-        """Send what was appended; return the offset after it (the next one)."""
+        """Send what was appended; return the offset after it (the next one).
+
+        `PartitionLost` if the group no longer counts this worker the partition's owner: then
+        nothing is sent. Its new owner restored from this topic and writes to it: a zombie's
+        late checkpoint there would bring back state the new owner has moved past.
+        """
         pending, self._pending = self._pending, []
         if not pending:
             return -1
+        if self.fence is not None and not await self.fence():
+            raise PartitionLost(self.topic, self.partition)
         records = [(self.partition, key, value, None, ()) for key, value in pending]
         ends = await send_batches(self.broker.producer, self.topic, records)  # waits for every record
         return ends[self.partition]

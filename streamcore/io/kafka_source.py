@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.commit import OffsetCommitRequest
 
 from streamcore.base.records import RecordBatch
 from streamcore.io.transport import Control
@@ -25,6 +26,8 @@ class KafkaPartitionSource:
         self.tp = TopicPartition(topic, partition)
         self._ready: list[RecordBatch] = []
         self.paused = False
+        self._safe: int | None = None
+        """The newest offset known to be covered by a replicated checkpoint (restored or committed)."""
 
     async def start(self, positions: Mapping[int, int]) -> dict[int, int]:
         """Seek to the checkpointed position; without one, to the group's committed offset or the start."""
@@ -35,6 +38,7 @@ class KafkaPartitionSource:
             await self.consumer.seek_to_beginning(self.tp)
         else:
             self.consumer.seek(self.tp, position)
+        self._safe = position
         return {}
 
     async def fetch(self, max_records: int) -> RecordBatch | Control | None:
@@ -103,6 +107,31 @@ class KafkaPartitionSource:
             await self.consumer.commit({self.tp: position})
         except KafkaError as exc:  # the partition moved on: the checkpoint in RocksDB still holds
             log.warning("offset commit for %s failed (%s); the next owner resumes from the changelog", self.tp, exc)
+            return
+        self._safe = position
+
+    async def still_owned(self) -> bool:
+        """Whether the group still counts this worker a member of the generation that gave it
+        the partition (False: it was evicted, say while paused past its session timeout, and
+        the partition has another owner now).
+
+        The broker decides: the last offset known safe is committed again, and Kafka refuses
+        a commit from a member it no longer knows (a fence). Asked before a checkpoint is
+        replicated to the changelog, so that such a zombie's late writes never land there.
+        """
+        if self._safe is None:
+            return True  # nothing restored or committed yet: there is nothing to re-commit
+        try:
+            await self.consumer.commit({self.tp: self._safe})
+        except KafkaError:
+            return not self.evicted()
+        return True
+
+    def evicted(self) -> bool:
+        """The group coordinator told this consumer it is not a member any more (its generation
+        is reset: aiokafka does that on UnknownMemberId and IllegalGeneration)."""
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        return coordinator is not None and coordinator.generation == OffsetCommitRequest.DEFAULT_GENERATION_ID
 
     async def close(self) -> None:
         self._ready.clear()

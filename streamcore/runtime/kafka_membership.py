@@ -290,9 +290,9 @@ class KafkaMembership:
                 changelog = broker.changelog(self._changelog_topic(pipeline), partition)
                 store = self._store(pipeline, partition)
                 replayed = await changelog.restore(store)
-                run = await self._open(
-                    pipeline, broker, self._group.source(topic, partition), store=store, changelog=changelog
-                )
+                source = self._group.source(topic, partition)
+                changelog.fence = source.still_owned  # a zombie's checkpoints never reach the changelog
+                run = await self._open(pipeline, broker, source, store=store, changelog=changelog)
                 seconds = time.perf_counter() - started
                 self.metrics.observe_restore(pipeline.name, replayed, seconds)
                 log.info(

@@ -7,7 +7,7 @@ import logging
 import time
 
 from streamcore.base.records import Batches, RecordBatch
-from streamcore.io.kafka import KafkaChangelog
+from streamcore.io.kafka import KafkaChangelog, PartitionLost
 from streamcore.io.transport import Sink, Source
 from streamcore.runtime.metrics import Metrics
 from streamcore.runtime.nodes import CallbackSink
@@ -49,6 +49,8 @@ class TaskRun:
         """Held while the task works (not while it waits for records), so a rebalance can take it over."""
         self.retired = False
         """The partition was revoked or the worker stops: the task no longer processes."""
+        self.lost = False
+        """Kafka: the group evicted this worker; its last checkpoint was not replicated (`PartitionLost`)."""
         self.drive: asyncio.Task[None] | None = None
         self.caught_up = False
         """The source had nothing left at least once: the task has caught up (readiness)."""
@@ -154,7 +156,12 @@ class TaskRun:
         self.checkpointing = None
         self.pacer.end()
         if self.changelog is not None:  # other workers can restore this checkpoint only now
-            offset = await self.changelog.flush()
+            try:
+                offset = await self.changelog.flush()
+            except PartitionLost as lost:  # a zombie's checkpoint stays local; the next restore here rebuilds
+                log.warning("%s; its checkpoint is kept locally only, and no offsets are committed", lost)
+                self.lost = True
+                return
             if offset >= 0:
                 self.task.store.set_changelog_mark(self.task.checkpoint_id, offset)
         await self.source.commit(checkpoint.positions)
