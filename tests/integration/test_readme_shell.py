@@ -35,6 +35,10 @@ NOT_RUN = {
     "export STREAMCORE_HTTP_TOKEN=$(openssl rand -hex 16)": (
         "needs Docker and image pulls; tests/test_deploy.py checks the compose file"
     ),
+    ".venv/bin/python -m chaos list": (
+        "the chaos suite, run from the repository: .ci/run runs its short profile after the tests, and "
+        "tests/stress/test_chaos_suite.py runs list and run"
+    ),
 }
 """First line of a block -> why it does not run here."""
 
