@@ -189,12 +189,19 @@ class OnlineState:
                         else:
                             del self.views[view]
 
-    def mark_stale(self, stream: StreamInfo) -> None:
-        """The task feeding `stream` let its partition go: its stores stay readable, marked stale."""
-        now = self.clock_ms()
+    def mark_stale(self, stream: StreamInfo, since_ms: float | None = None) -> None:
+        """Reads of `stream`'s stores are of a checkpoint taken at `since_ms` (default: now), so
+        they say so: its task let the partition go, or gained it and is still catching up."""
+        since = self.clock_ms() if since_ms is None else since_ms
         for store in self._stores():
             if store.stream is stream:
-                store.stale_since_ms = now
+                store.stale_since_ms = since
+
+    def mark_fresh(self, stream: StreamInfo) -> None:
+        """`stream`'s task has caught up with its input: its reads are current again."""
+        for store in self._stores():
+            if store.stream is stream:
+                store.stale_since_ms = None
 
     def views_of(self, stream: StreamInfo) -> list[str]:
         """The names of the views a stream keeps (here)."""

@@ -306,6 +306,10 @@ class KafkaMembership:
                 views = self.online.views_of(run.task.stream)
                 for view in views:
                     self._view_topics[view] = topic
+                # until it has caught up, its reads are of the checkpoint it restored: they say so
+                meta = store.load_checkpoint()
+                self.online.mark_stale(run.task.stream, None if meta is None else meta["time_ms"])
+                run.on_caught_up = lambda stream=run.task.stream: self.online.mark_fresh(stream)
                 if self._owners is not None and views:
                     await self._owners.announce(topic, partition, self.advertised_url, views)
                 self._runs.append(run)

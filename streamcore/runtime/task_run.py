@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from streamcore.base.records import Batches, RecordBatch
 from streamcore.io.kafka import KafkaChangelog, PartitionLost
@@ -54,6 +55,8 @@ class TaskRun:
         self.drive: asyncio.Task[None] | None = None
         self.caught_up = False
         """The source had nothing left at least once: the task has caught up (readiness)."""
+        self.on_caught_up: Callable[[], None] | None = None
+        """Called once, when the task first catches up (a gained partition's reads stop being stale)."""
         self.last_input_s = time.monotonic()
         """When the task last had records to process (monotonic; its start before the first)."""
         self.unpublished: list[RecordBatch] = []
@@ -80,6 +83,13 @@ class TaskRun:
         if self.task.tracks_arrivals:
             self.unpublished.extend(runs)
         return seconds
+
+    def catch_up(self) -> None:
+        """The source had nothing left: the task has caught up (once is enough)."""
+        if not self.caught_up:
+            self.caught_up = True
+            if self.on_caught_up is not None:
+                self.on_caught_up()
 
     def idle_s(self) -> float | None:
         """Seconds since the task last had input, once it has caught up and had none for

@@ -95,3 +95,16 @@ def test_a_stopping_worker_waits_for_new_owners_unless_it_was_alone() -> None:
     started = time.monotonic()
     asyncio.run(taken_soon())
     assert store.closed and 0.1 <= time.monotonic() - started < 0.19  # ended by the new owner, not the timeout
+
+
+def test_a_gained_partition_reads_stale_from_its_checkpoint_until_it_has_caught_up() -> None:
+    """A new owner serves what it restored at once, but says how old it is until its task catches up."""
+    clock = [50_000.0]
+    online = OnlineState(clock_ms=lambda: clock[0])
+    online.locate = lambda view, entity: 1
+    stream = _Stream()
+    online.register("v", {b"a": [3, 900, 1, 41, 0]}, stream, _Reader(), partition=1)  # type: ignore[arg-type]
+    online.mark_stale(stream, since_ms=42_000.0)  # the restored checkpoint's time
+    assert online.read("v", "a").stale_ms == 8_000
+    online.mark_fresh(stream)  # caught up with its input
+    assert online.read("v", "a").stale_ms is None
