@@ -1,9 +1,12 @@
 """What the Kafka scenarios share: workers of `chaos/apps/kafka_cards.py`, a producer, the exact check.
 
 The input is in event-time order per card (no event is late), so the final windows
-must equal a plain count and sum of what was produced: an event lost or counted twice
-anywhere (offsets, changelog restore, a zombie's writes) shows as a wrong window.
-Records are produced one at a time and acknowledged, so "produced" means on the broker.
+must equal a plain count and sum of what the input topic holds: an event lost or
+counted twice anywhere (offsets, changelog restore, a zombie's writes) shows as a wrong
+window. Records are produced one at a time and each acknowledged, and every
+acknowledged one must be in the topic. The topic may hold one twice: a producer
+without idempotence (Tansu has none) sends again a record whose acknowledgement a reset
+connection lost; the engine must then count it twice, as the topic holds it twice.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,9 @@ class KafkaRun:
         self.events_topic = f"chaos-{self.run_id}-events"
         self.totals_topic = f"chaos-{self.run_id}-totals"
         self.produced: list[dict[str, Any]] = []
+        """Every event the broker acknowledged, in the order sent."""
+        self._input: list[dict[str, Any]] | None = None
+        """What the input topic holds, read once the input is complete (`expected`)."""
         asyncio.run(self._create_topics())
 
     async def _create_topics(self) -> None:
@@ -118,8 +125,11 @@ class KafkaRun:
             await producer.stop()
 
     def expected(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """Each window's (count, sum) over what the input topic holds (close events aside)."""
+        if self._input is None:
+            self._input = [e for e in asyncio.run(self._read_input()) if not e["card"].startswith("close")]
         out: dict[tuple[str, int], list[int]] = {}
-        for e in self.produced:
+        for e in self._input:
             acc = out.setdefault((e["card"], e["ts"] - e["ts"] % 10_000), [0, 0])
             acc[0] += 1
             acc[1] += e["amount"]
@@ -135,6 +145,27 @@ class KafkaRun:
             records = asyncio.run(self._read_totals())
         table = results_table(records)
         return {(k, s): (w["n"], w["total"]) for (k, s, _), w in table.items() if not k.startswith("close")}
+
+    async def _read_input(self) -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.events_topic, p) for p in range(PARTITIONS)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            events = []
+            while found := await consumer.getmany(*tps, timeout_ms=500):
+                events += [orjson.loads(r.value) for batch in found.values() for r in batch]
+            return events
+        finally:
+            await consumer.stop()
+
+    def input_diff(self) -> tuple[int, int]:
+        """(acknowledged events not in the input topic, events it holds beyond those acknowledged)."""
+        self.expected()
+        held = Counter(orjson.dumps(e) for e in self._input or [])
+        acknowledged = Counter(orjson.dumps(e) for e in self.produced)
+        return sum((acknowledged - held).values()), sum((held - acknowledged).values())
 
     async def _read_totals(self) -> list[Record]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
@@ -157,7 +188,12 @@ class KafkaRun:
         self.close_windows()
         got, _ = self.wait_for_results(timeout_s)
         verdict.recovery_s = round(time.monotonic() - since, 2)
-        verdict.records_in, verdict.records_out = len(self.produced), len(got)
+        verdict.records_in, verdict.records_out = len(self._input or []), len(got)
+        lost, written_twice = self.input_diff()
+        if lost:
+            verdict.problems.append(f"{lost} acknowledged events are not in the input topic")
+        if written_twice:  # a producer's retry after a reset connection: counted twice, as the topic holds it
+            verdict.notes["input_written_twice"] = written_twice
         verdict.problems += window_problems(self.expected(), got)
 
     def wait_for_results(self, timeout_s: float = 90.0) -> tuple[dict[tuple[str, int], tuple[int, int]], float]:
