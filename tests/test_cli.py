@@ -322,3 +322,20 @@ def test_a_replayed_record_that_fails_again_is_not_replayed_round_and_round(tmp_
     ), second.stdout
     forced = cli("dlq", "replay", "--reason", "decode", "--again", *topic, *log)
     assert "6 dead letters replayed" in forced.stdout, forced.stdout
+
+
+def test_a_full_disk_is_recognised_however_it_is_raised() -> None:
+    """The chaos suite's disk-full scenario found both: an OSError inside the runner's task
+    group, and RocksDB's own error (rocksdict raises a plain Exception with its status text)."""
+    import errno as errnos
+
+    from streamcore.cli.main import _disk_full
+
+    full = OSError(errnos.ENOSPC, "No space left on device", "/state/x.log")
+    assert _disk_full(ExceptionGroup("task group", [ValueError("other"), full])) == (
+        "No space left on device writing /state/x.log"
+    )
+    rocks = Exception("IO error: No space left on device: While appending to file: /state/000009.sst")
+    assert _disk_full(rocks) == str(rocks)
+    assert _disk_full(OSError(errnos.EACCES, "Permission denied")) is None
+    assert _disk_full(ValueError("No space left on device")) is None  # only RocksDB's plain Exception

@@ -264,23 +264,28 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `streamcore log tail ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
-    except (OSError, ExceptionGroup) as error:  # a task group of the runner wraps what its tasks raised
+    except Exception as error:
         full = _disk_full(error)
         if full is None:
             raise
-        where = f" writing {full.filename}" if full.filename else ""
         print(
-            f"streamcore: error: the disk is full{where} ({full.strerror}); what was checkpointed is intact: "
+            f"streamcore: error: the disk is full ({full}); what was checkpointed is intact: "
             "free some space and run again, it resumes from the last checkpoint",
             file=sys.stderr,
         )
         return 3
 
 
-def _disk_full(error: BaseException) -> OSError | None:
-    """The "no space left" error in `error` (or among the errors it groups), if there is one."""
+def _disk_full(error: BaseException) -> str | None:
+    """What says the disk is full in `error`, or among the errors it groups (None: not that).
+
+    An OSError with ENOSPC or EDQUOT; or RocksDB's own error (rocksdict raises a plain
+    Exception with the status text "IO error: No space left on device: ...").
+    """
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return error
+        return f"{error.strerror}" + (f" writing {error.filename}" if error.filename else "")
+    if type(error) is Exception and "No space left on device" in str(error):
+        return str(error).strip()
     for inner in error.exceptions if isinstance(error, BaseExceptionGroup) else ():
         if (found := _disk_full(inner)) is not None:
             return found
