@@ -153,8 +153,14 @@ class KafkaRun:
             tps = [TopicPartition(self.events_topic, p) for p in range(PARTITIONS)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
-            events = []
-            while found := await consumer.getmany(*tps, timeout_ms=500):
+            ends = await consumer.end_offsets(tps)
+            events: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 60
+            # to the end offsets (an empty fetch proves nothing: a busy broker may answer late)
+            while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"could not read {self.events_topic} to its end in 60 s")
+                found = await consumer.getmany(*tps, timeout_ms=500)
                 events += [orjson.loads(r.value) for batch in found.values() for r in batch]
             return events
         finally:
