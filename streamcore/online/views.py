@@ -60,8 +60,8 @@ class EntityStore:
         self.reader = reader
         self._versions: dict[bytes, list[tuple[int, Any, int]]] = {}  # key -> [(valid from, record, bytes)]
         self.stale_since_ms: float | None = None
-        """When the task feeding this store took its last checkpoint and let the partition go
-        (None while it owns it): reads are then of that checkpoint, and say so."""
+        """When the checkpoint its reads come from was taken, while they are not current: its
+        task let the partition go, or gained it and is catching up (None otherwise)."""
         self._reference_at: dict[int, Any] = {}  # pinned epoch -> the reader's reference then
 
     # -- writes (from the operator, during a batch) ------------------------------------------
@@ -192,16 +192,16 @@ class OnlineState:
     def mark_stale(self, stream: StreamInfo, since_ms: float | None = None) -> None:
         """Reads of `stream`'s stores are of a checkpoint taken at `since_ms` (default: now), so
         they say so: its task let the partition go, or gained it and is still catching up."""
-        since = self.clock_ms() if since_ms is None else since_ms
-        for store in self._stores():
-            if store.stream is stream:
-                store.stale_since_ms = since
+        self._set_stale_since(stream, self.clock_ms() if since_ms is None else since_ms)
 
     def mark_fresh(self, stream: StreamInfo) -> None:
         """`stream`'s task has caught up with its input: its reads are current again."""
+        self._set_stale_since(stream, None)
+
+    def _set_stale_since(self, stream: StreamInfo, since_ms: float | None) -> None:
         for store in self._stores():
             if store.stream is stream:
-                store.stale_since_ms = None
+                store.stale_since_ms = since_ms
 
     def views_of(self, stream: StreamInfo) -> list[str]:
         """The names of the views a stream keeps (here)."""
