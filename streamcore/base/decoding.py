@@ -17,8 +17,16 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_strict(raw: bytes) -> Any:
-    """Decode RFC 8259 JSON (no NaN/Infinity literals); raise ValueError if `raw` is not JSON."""
-    return json.loads(raw, parse_constant=_reject_constant)
+    """Decode RFC 8259 JSON; raise ValueError if `raw` is not JSON.
+
+    JSON is UTF-8 text without a byte-order mark, and has no NaN/Infinity literals. Given
+    bytes, Python's `json` would accept all three (it guesses UTF-16 and UTF-32 and strips
+    a mark), so the bytes are decoded as UTF-8 here, strictly, and a mark is refused.
+    """
+    text = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    if text.startswith("\ufeff"):
+        raise ValueError("a byte-order mark is not JSON")
+    return json.loads(text, parse_constant=_reject_constant)
 
 
 def valid_unicode(text: str) -> bool:

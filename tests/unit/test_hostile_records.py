@@ -149,6 +149,18 @@ def test_a_key_with_an_unpaired_surrogate_is_a_schema_dead_letter_and_the_job_go
     assert table(tmp_path, "tumbling-out")[("a", 0, 100)]["total"] == 4
 
 
+def test_a_byte_order_mark_or_utf16_text_is_a_decode_dead_letter(tmp_path: Path) -> None:
+    """RFC 8259 JSON is UTF-8 without a byte-order mark: both used to be decoded (found by
+    ``python -m chaos tck --random``, whose generator writes a BOM; Python's `json` strips one)."""
+    event = '{"k": "a", "ts": 2, "v": 2}'
+    lines = [b'{"k": "a", "ts": 1, "v": 1}', b"\xef\xbb\xbf" + event.encode(), event.encode("utf-16")]
+    produce(tmp_path, "in", lines, 2, partition=0)
+    run(build_app(), tmp_path)
+    letters = [d for d in dead_letters(tmp_path, "hostile-dlq") if d.step == "tumbling"]
+    assert [(d.source_offset, d.reason) for d in letters] == [(1, "decode"), (2, "decode")]
+    assert table(tmp_path, "tumbling-out")[("a", 0, 100)]["n"] == 1
+
+
 def test_integer_sums_are_exact_at_any_magnitude_and_survive_checkpoints(tmp_path: Path) -> None:
     """Three in-range integers summing past 2**64 made every checkpoint raise StateError."""
     lines = [orjson.dumps({"k": "a", "ts": t, "v": 8 * 10**18}) for t in (1, 2, 3)]
