@@ -3,6 +3,8 @@
     python -m chaos list
     python -m chaos run SCENARIO... | all  [--broker embedded|kafka|both] [--runs N] [--seed S]
                                            [--events N] [--report DIR] [--dir DIR]
+    python -m chaos tck [--cases DIR] [--random N] [--seed S] [--adapter FILE | --operator MODULE:FUNCTION]
+    python -m chaos tck --write DIR [--random N] [--seed S]
 
 Each run of a scenario drives real ``streamcore`` processes on its own input, injects
 its fault, lets the system recover and judges the final state exactly (see each
@@ -10,11 +12,17 @@ scenario's description: ``python -m chaos list``). ``--broker kafka`` starts a
 Kafka-protocol broker (Tansu, from the test extra) on a free loopback port for the
 suite. The report (``--report``, default ``chaos-report/``) has every run as JSON, a
 Markdown table and a plot. The exit status is 0 only when every run passed.
+
+``tck`` runs the event-time contract's conformance cases (``chaos/conformance/cases``,
+and ``--random N`` more from the generator) against streamcore, or against your
+operator inside streamcore's runtime (``--operator``), or any adapter (``--adapter``);
+``--write`` stores the hand-shaped cases and N random ones, with their expectations.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 from pathlib import Path
@@ -38,7 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--events", type=int, default=100_000, help="input size (each scenario scales it)")
     run.add_argument("--report", type=Path, default=Path("chaos-report"))
     run.add_argument("--dir", type=Path, help="where runs keep their data (default: a temporary directory, removed)")
+    tck = sub.add_parser("tck", help="run the conformance cases of the event-time contract")
+    tck.add_argument("--cases", type=Path, help="a directory of cases (default: chaos/conformance/cases)")
+    tck.add_argument("--random", type=int, default=0, metavar="N", help="N random cases more, from the generator")
+    tck.add_argument("--seed", type=int, default=1)
+    tck.add_argument("--max-arrivals", type=int, default=300, help="largest random case (default 300)")
+    judged = tck.add_mutually_exclusive_group()
+    judged.add_argument("--adapter", type=Path, help="a Python file defining run_case(case, workdir)")
+    judged.add_argument("--operator", metavar="MODULE:FUNCTION", help="your operator: function(keyed, job) -> stream")
+    tck.add_argument("--write", type=Path, metavar="DIR", help="store the hand-shaped and N random cases, and stop")
+    tck.add_argument("-v", "--verbose", action="store_true", help="a line for every case, every difference")
     args = ap.parse_args(argv)
+    if args.command == "tck":
+        return conformance(args)
     if args.command == "list":
         for s in SCENARIOS.values():
             print(f"{s.name:<14} [{', '.join(s.brokers)}]  {s.description}")
@@ -74,6 +94,20 @@ def run_all(names: list[str], brokers: tuple[str, ...], args: argparse.Namespace
                     print(f"{s.name} [{broker}] run {k} (seed {context.seed}): {status}  ({verdict.seconds:.1f} s)")
                     sys.stdout.flush()
     return verdicts
+
+
+def conformance(args: argparse.Namespace) -> int:
+    from chaos.conformance import harness
+    from chaos.conformance.named import named_cases
+
+    random_cases = harness.random_cases(args.random, args.seed, args.max_arrivals)
+    if args.write:
+        count = harness.write(args.write, itertools.chain(named_cases(), random_cases))
+        print(f"{count} cases written to {args.write}")
+        return 0
+    stored = harness.stored_cases(args.cases or harness.CASES_DIR)
+    run_case = harness.load_adapter(args.adapter, args.operator)
+    return harness.run(run_case, itertools.chain(stored, random_cases), args.verbose)
 
 
 class _broker:
