@@ -66,8 +66,9 @@ class KafkaRun:
         finally:
             await admin.close()
 
-    def worker(self, name: str) -> subprocess.Popen[bytes]:
-        """A ``streamcore worker`` of the app; its output goes to ``<name>.log``."""
+    def worker(self, name: str, state_root: Path | None = None) -> subprocess.Popen[bytes]:
+        """A ``streamcore worker`` of the app; its output goes to ``<name>.log``, its state to
+        ``<state_root>/<name>`` (default: the run's directory)."""
         env = {
             **os.environ,
             "STREAMCORE_CHAOS_RUN": self.run_id,
@@ -80,7 +81,8 @@ class KafkaRun:
             return subprocess.Popen(
                 cli_command(
                     "worker", str(APP), "--broker", f"kafka://{self.bootstrap}",
-                    "--state-dir", str(self.workdir / name), "--checkpoint-interval-ms", "300", "--quiet",
+                    "--state-dir", str((state_root or self.workdir) / name),
+                    "--checkpoint-interval-ms", "300", "--quiet",
                 ),
                 env=env,
                 stdout=log,

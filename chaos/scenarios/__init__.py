@@ -9,6 +9,7 @@ from chaos.scenarios import (
     partition,
     rebalance_storm,
     slow_sink,
+    stalled_disk,
     zombie,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "partition",
     "rebalance_storm",
     "slow_sink",
+    "stalled_disk",
     "zombie",
 ]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
 import pytest
 
 import chaos.scenarios  # noqa: F401 - registers the scenarios
-from chaos.suite import SCENARIOS
+from chaos.stalling_disk import StallingDisk
+from chaos.suite import SCENARIOS, Verdict
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
@@ -48,3 +50,22 @@ def test_list_describes_each_scenario() -> None:
         [sys.executable, "-m", "chaos", "list"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert [line.split()[0] for line in listed.stdout.splitlines()] == list(SCENARIOS)
+
+
+def test_the_stalling_disk_holds_writes_until_released_and_passes_reads(tmp_path: Path) -> None:
+    """The stalled-disk scenario's filesystem: a write blocks in the kernel while stalled, reads do not."""
+    verdict = Verdict("stalled-disk", "embedded", 0, 0)
+    with StallingDisk.mounted(tmp_path, verdict) as disk:
+        if disk is None:
+            pytest.skip(verdict.skipped)
+        (disk.mount / "old").write_bytes(b"before")
+        disk.stall()
+        writer = threading.Thread(target=(disk.mount / "new").write_bytes, args=(b"during",))
+        writer.start()
+        writer.join(0.5)
+        assert writer.is_alive() and disk.hits >= 1  # held, not failed
+        assert (disk.mount / "old").read_bytes() == b"before"  # reads go on
+        disk.release()
+        writer.join(5)
+        assert not writer.is_alive() and (disk.backing / "new").read_bytes() == b"during"
+    assert not verdict.problems
