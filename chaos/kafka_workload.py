@@ -66,9 +66,14 @@ class KafkaRun:
         finally:
             await admin.close()
 
-    def worker(self, name: str, state_root: Path | None = None) -> subprocess.Popen[bytes]:
+    def worker(
+        self, name: str, state_root: Path | None = None, http_port: int | None = None, advertise: str = ""
+    ) -> subprocess.Popen[bytes]:
         """A ``streamcore worker`` of the app; its output goes to ``<name>.log``, its state to
-        ``<state_root>/<name>`` (default: the run's directory)."""
+        ``<state_root>/<name>`` (default: the run's directory). With `http_port` the app keeps
+        its feature view and the worker serves it on that loopback port, telling the others
+        to forward to `advertise` (default: that port)."""
+        serving = ["--http", f"127.0.0.1:{http_port}", *(["--advertise", advertise] if advertise else [])]
         env = {
             **os.environ,
             "STREAMCORE_CHAOS_RUN": self.run_id,
@@ -76,13 +81,14 @@ class KafkaRun:
             "STREAMCORE_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
             "STREAMCORE_KAFKA_LINGER_MS": "1",
             **({"STREAMCORE_CHAOS_STALL_FILE": str(self.stall_file)} if self.stall_file else {}),
+            **({"STREAMCORE_CHAOS_VIEW": "1"} if http_port else {}),
         }
         with open(self.workdir / f"{name}.log", "ab") as log:
             return subprocess.Popen(
                 cli_command(
                     "worker", str(APP), "--broker", f"kafka://{self.bootstrap}",
                     "--state-dir", str((state_root or self.workdir) / name),
-                    "--checkpoint-interval-ms", "300", "--quiet",
+                    "--checkpoint-interval-ms", "300", "--quiet", *(serving if http_port else []),
                 ),
                 env=env,
                 stdout=log,
