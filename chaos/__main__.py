@@ -5,6 +5,7 @@
                                            [--events N] [--report DIR] [--dir DIR]
     python -m chaos tck [--cases DIR] [--random N] [--seed S] [--adapter FILE | --operator MODULE:FUNCTION]
     python -m chaos tck --write DIR [--random N] [--seed S]
+    python -m chaos mutants [NAME...] [--runs N] [--seed S]
 
 Each run of a scenario drives real ``streamcore`` processes on its own input, injects
 its fault, lets the system recover and judges the final state exactly (see each
@@ -17,6 +18,9 @@ Markdown table and a plot. The exit status is 0 only when every run passed.
 and ``--random N`` more from the generator) against streamcore, or against your
 operator inside streamcore's runtime (``--operator``), or any adapter (``--adapter``);
 ``--write`` stores the hand-shaped cases and N random ones, with their expectations.
+
+``mutants`` runs deliberately broken builds (``chaos/mutants.py``) through the scenarios
+that must catch them; the exit status is 0 only when every one was caught.
 """
 
 from __future__ import annotations
@@ -56,7 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     judged.add_argument("--operator", metavar="MODULE:FUNCTION", help="your operator: function(keyed, job) -> stream")
     tck.add_argument("--write", type=Path, metavar="DIR", help="store the hand-shaped and N random cases, and stop")
     tck.add_argument("-v", "--verbose", action="store_true", help="a line for every case, every difference")
+    mutants = sub.add_parser("mutants", help="check that the scenarios catch deliberately broken builds")
+    mutants.add_argument("names", nargs="*", metavar="NAME", help="which mutants (default: all)")
+    mutants.add_argument("--runs", type=int, default=2, help="runs of each of a mutant's scenarios (default 2)")
+    mutants.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
+    if args.command == "mutants":
+        from chaos import mutants as broken_builds
+
+        return broken_builds.main(args.names, args.runs, args.seed)
     if args.command == "tck":
         return conformance(args)
     if args.command == "list":

@@ -27,10 +27,10 @@ from aiokafka.errors import KafkaError
 from streamcore.base.errors import ConfigError
 from streamcore.base.records import Headers
 from streamcore.io.kafka_batches import OutRecord, send_batches
+from streamcore.io.kafka_changelog import KafkaChangelog
 from streamcore.io.kafka_settings import ENV_PREFIX, KafkaSettings, kafka_partition
 from streamcore.io.kafka_source import KafkaPartitionSource
 from streamcore.io.transport import TopicSpec
-from streamcore.state.store import TaskStore
 
 log = logging.getLogger("streamcore.kafka")
 
@@ -229,101 +229,3 @@ class KafkaGroup(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def close(self) -> None:
         await self.consumer.stop()
-
-
-class PartitionLost(Exception):
-    """This worker lost a partition without giving it up (the group evicted it): its checkpoint
-    is not replicated, and the partition is now the new owner's."""
-
-    def __init__(self, topic: str, partition: int) -> None:
-        super().__init__(f"{topic}/{partition}: this worker is no longer the partition's owner in the group")
-
-
-class KafkaChangelog:
-    """A task's RocksDB writes, replicated in order to a partition of a compacted topic.
-
-    The store hands over each write (`append`), after writing it locally; a checkpoint
-    counts for other workers once `flush` has returned. Replaying the topic in order into
-    an empty store, then recovering it, gives the state of the last checkpoint that made
-    it (see `streamcore.state.store`): the topic holds the journal, the commit record and the
-    applied entries, so a checkpoint cut off halfway is dropped, and compaction (last
-    value per key) keeps exactly what replaying everything would give.
-    """
-
-    def __init__(self, broker: KafkaBroker, topic: str, partition: int) -> None:
-        self.broker = broker
-        self.topic = topic
-        self.partition = partition
-        self._pending: list[tuple[bytes, bytes | None]] = []
-        self.fence: Callable[[], Awaitable[bool]] | None = None
-        """Asked before each flush: does this worker still own the partition? (`KafkaPartitionSource.still_owned`)"""
-
-    def append(self, ops: list[tuple[bytes, bytes | None]]) -> None:
-        self._pending.extend(ops)
-
-    async def flush(self) -> int:
-        """Send what was appended; return the offset after it (the next one).
-
-        `PartitionLost` if the group no longer counts this worker the partition's owner: then
-        nothing is sent. Its new owner restored from this topic and writes to it: a zombie's
-        late checkpoint there would bring back state the new owner has moved past.
-        """
-        pending, self._pending = self._pending, []
-        if not pending:
-            return -1
-        if self.fence is not None and not await self.fence():
-            raise PartitionLost(self.topic, self.partition)
-        records = [(self.partition, key, value, None, ()) for key, value in pending]
-        ends = await send_batches(self.broker.producer, self.topic, records)  # waits for every record
-        return ends[self.partition]
-
-    async def restore(self, store: TaskStore) -> int:
-        """Bring a partition's store up to this changelog; return the changelog records replayed.
-
-        The local copy is kept when its checkpoint is the one the changelog is known to
-        hold (then only the tail is read); otherwise it may hold a checkpoint that never
-        reached the changelog, and is rebuilt from all of it.
-        """
-        mark = store.changelog_mark()
-        meta = store.load_checkpoint()
-        start = None
-        if mark is not None and meta is not None and meta["id"] == mark[0]:
-            start = mark[1]
-        else:
-            store.clear()
-        replayed = await self.read(start, store.replay)
-        store.changelog = self
-        store.recover()  # a checkpoint cut off halfway is dropped, a committed one finished
-        return replayed
-
-    async def read(
-        self, start: int | None, apply: Callable[[list[tuple[bytes, bytes | None]]], None], chunk: int = 2000
-    ) -> int:
-        """Replay from `start` (None: the beginning) to the current end; return records read."""
-        s = self.broker.settings
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers,
-            client_id=f"{s.client_id}-restore",
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=max(s.max_partition_fetch_bytes, 4 << 20),
-            fetch_max_wait_ms=10,
-        )
-        tp = TopicPartition(self.topic, self.partition)
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            if start is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, start)
-            read = 0
-            while await consumer.position(tp) < end:
-                found = await consumer.getmany(tp, timeout_ms=200, max_records=chunk)
-                records = found.get(tp, [])
-                if records:
-                    apply([(r.key, r.value) for r in records])
-                    read += len(records)
-            return read
-        finally:
-            await consumer.stop()

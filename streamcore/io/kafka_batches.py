@@ -26,6 +26,14 @@ YIELD_EVERY = 512
 
 async def send_batches(producer: AIOKafkaProducer, topic: str, records: Sequence[OutRecord]) -> dict[int, int]:
     """Send `records` and wait until the broker has them all; per partition, the offset after the last."""
+    return {partition: first + count for partition, first, count in await send_placed(producer, topic, records)}
+
+
+async def send_placed(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[OutRecord]
+) -> list[tuple[int, int, int]]:
+    """Send `records` and wait until the broker has them all; where each batch landed, in the
+    order sent: ``(partition, first offset, records)``."""
     by_partition: dict[int, list[OutRecord]] = {}
     for record in records:
         by_partition.setdefault(record[0], []).append(record)
@@ -46,7 +54,8 @@ async def send_batches(producer: AIOKafkaProducer, topic: str, records: Sequence
                 await asyncio.sleep(0)
         batch.close()
         sent.append((partition, count, await producer.send_batch(batch, topic, partition=partition)))
-    ends: dict[int, int] = {}
-    for (partition, count, _), metadata in zip(sent, await asyncio.gather(*(d for _, _, d in sent)), strict=True):
-        ends[partition] = int(metadata.offset) + count  # a batch's metadata holds its first offset
-    return ends
+    placed = await asyncio.gather(*(d for _, _, d in sent))
+    # a batch's metadata holds its first offset
+    return [
+        (partition, int(metadata.offset), count) for (partition, count, _), metadata in zip(sent, placed, strict=True)
+    ]

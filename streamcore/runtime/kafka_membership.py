@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from streamcore.base.errors import ConfigError
 from streamcore.dataflow.app import App
 from streamcore.dataflow.stream import Pipeline
-from streamcore.io.kafka import KafkaBroker, KafkaChangelog, KafkaGroup
+from streamcore.io.kafka import KafkaBroker, KafkaGroup
+from streamcore.io.kafka_changelog import KafkaChangelog
 from streamcore.io.kafka_settings import kafka_partition
 from streamcore.io.owners import Owner, PartitionOwners
 from streamcore.io.transport import Broker, Source, TopicSpec

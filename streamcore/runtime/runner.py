@@ -31,7 +31,8 @@ from streamcore.base.records import Batches, RecordBatch
 from streamcore.dataflow.app import App
 from streamcore.dataflow.stream import FunctionSink, Pipeline
 from streamcore.io.embedded import EmbeddedBroker
-from streamcore.io.kafka import KafkaBroker, KafkaChangelog, KafkaGroup
+from streamcore.io.kafka import KafkaBroker, KafkaGroup
+from streamcore.io.kafka_changelog import KafkaChangelog
 from streamcore.io.kafka_settings import KafkaSettings
 from streamcore.io.log import EmbeddedLog
 from streamcore.io.owners import PartitionOwners

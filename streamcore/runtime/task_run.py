@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from streamcore.base.records import Batches, RecordBatch
-from streamcore.io.kafka import KafkaChangelog, PartitionLost
+from streamcore.io.kafka_changelog import KafkaChangelog, PartitionLost
 from streamcore.io.transport import Sink, Source
 from streamcore.runtime.metrics import Metrics
 from streamcore.runtime.nodes import CallbackSink

@@ -349,6 +349,15 @@ class TaskStore:
                 batch.put(key, value)
         self._db.write(batch, self._write_options[False])
 
+    def current_values(self, keys: list[bytes]) -> list[tuple[bytes, bytes | None]]:
+        """Each key's value as this store has it (None: it has none), to write to the changelog again."""
+        return [(key, cast("bytes | None", self._db.get(key))) for key in keys]
+
+    @staticmethod
+    def is_journal(key: bytes) -> bool:
+        """A checkpoint's journal entry: only the checkpoint record naming its journal makes it count."""
+        return key.startswith(_JOURNAL)
+
     def clear(self) -> None:
         """Drop everything (the local copy is not a prefix of the changelog: rebuild from it)."""
         batch = WriteBatch(raw_mode=True)

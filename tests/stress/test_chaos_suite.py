@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 import chaos.scenarios  # noqa: F401 - registers the scenarios
+from chaos.mutants import MUTANTS, Mutant
 from chaos.stalling_disk import StallingDisk
 from chaos.suite import SCENARIOS, Verdict
 
@@ -69,3 +70,19 @@ def test_the_stalling_disk_holds_writes_until_released_and_passes_reads(tmp_path
         writer.join(5)
         assert not writer.is_alive() and (disk.backing / "new").read_bytes() == b"during"
     assert not verdict.problems
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_every_mutant_still_applies_to_the_code(mutant: Mutant) -> None:
+    """A mutant whose code moved would test nothing: its change must find its place exactly once."""
+    assert (ROOT / mutant.file).read_text().count(mutant.old) == 1
+
+
+def test_a_broken_build_is_caught_by_its_scenario() -> None:
+    ran = subprocess.run(
+        [sys.executable, "-m", "chaos", "mutants", "restore-from-the-start", "--runs", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr[-2000:]
+    assert "restore-from-the-start   caught: kill9 run 0: totals" in ran.stdout
+    assert ran.stdout.strip().endswith("1 of 1 mutants caught")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import CommitFailedError
 
-from streamcore.io.kafka import KafkaChangelog, PartitionLost
+from streamcore.io.kafka_changelog import KafkaChangelog, PartitionLost
 from streamcore.io.kafka_source import KafkaPartitionSource
 
 
