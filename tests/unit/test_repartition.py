@@ -18,8 +18,8 @@ import orjson
 import pytest
 import tck_shared as tck
 from streamcore.operators import Count, Tumbling
-from tck_adapter import build_app
 
+from chaos.conformance.streamcore_adapter import build_app
 from streamcore import App, EventTime, ManualClock
 from streamcore.base.deadletter import DeadLetter
 from streamcore.base.errors import ConfigError
