@@ -19,19 +19,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamcore.io.kafka_batches import send_placed
+from streamcore.io.kafka_settings import KafkaSettings
 from streamcore.state.store import TaskStore
-
-if TYPE_CHECKING:
-    from streamcore.io.kafka import KafkaBroker
 
 log = logging.getLogger("streamcore.kafka")
 
 Ops = list[tuple[bytes, bytes | None]]
+
+
+class Cluster(Protocol):
+    """What a changelog needs of the broker (`streamcore.io.kafka.KafkaBroker`)."""
+
+    settings: KafkaSettings
+
+    @property
+    def producer(self) -> AIOKafkaProducer: ...
 
 
 class PartitionLost(Exception):
@@ -53,7 +60,7 @@ class KafkaChangelog:
     value per key) keeps exactly what replaying everything would give.
     """
 
-    def __init__(self, broker: KafkaBroker, topic: str, partition: int) -> None:
+    def __init__(self, broker: Cluster, topic: str, partition: int) -> None:
         self.broker = broker
         self.topic = topic
         self.partition = partition
