@@ -71,7 +71,7 @@ MUTANTS = (
         "streamcore/io/kafka_changelog.py",
         "        if self.fence is not None and not await self.fence():",
         "        self._next = None  # no repair either\n        if False:",
-        ("zombie", "stalled-disk"),
+        ("stalled-disk",),  # `zombie` rarely catches it: its freeze seldom lands between fence and send
         "kafka",
     ),
 )

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from chaos.suite import Verdict
 from streamcore.base.deadletter import DeadLetter
 from streamcore.io.log import EmbeddedLog, TopicConfig
 from streamcore.testing import cli_command, results_table
@@ -148,3 +149,13 @@ def accounted(workdir: Path) -> tuple[list[int], int, bool]:
     records_in = [int(line.split()[-1].replace(",", "")) for line in lines if line.strip().startswith("records in")]
     out = sum(int(line.split()[-1].replace(",", "")) for line in lines if line.strip().startswith("results out"))
     return records_in, out, len(records_in) > 0 and summary.count("every record accounted for") == len(records_in)
+
+
+def judge_against(verdict: Verdict, reference: Path, workdir: Path) -> None:
+    """The last run in `workdir` accounted for every record, and its outcome equals the
+    uninterrupted run's in `reference`."""
+    per_stream, verdict.records_out, every = accounted(workdir)
+    verdict.records_in = sum(per_stream)
+    if not every:
+        verdict.problems.append("the last run's summary does not account for every record")
+    verdict.problems += differences(outcome(reference), outcome(workdir))

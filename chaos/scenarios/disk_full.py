@@ -22,11 +22,9 @@ from pathlib import Path
 
 from chaos.suite import Context, Verdict, scenario
 from chaos.workload import (
-    accounted,
-    differences,
     finish,
     generate,
-    outcome,
+    judge_against,
     prepare,
     uninterrupted,
     worker,
@@ -103,8 +101,4 @@ def _run(context: Context, verdict: Verdict, disk: Path) -> None:
     started = time.monotonic()
     finish(worker(full), full)
     verdict.recovery_s = round(time.monotonic() - started, 2)
-    per_stream, verdict.records_out, every = accounted(full)
-    verdict.records_in = sum(per_stream)
-    if not every:
-        verdict.problems.append("the restarted run's summary does not account for every record")
-    verdict.problems += differences(outcome(reference), outcome(full))
+    judge_against(verdict, reference, full)

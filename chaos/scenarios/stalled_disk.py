@@ -19,7 +19,7 @@ import time
 from chaos.kafka_workload import SESSION_TIMEOUT_MS, KafkaRun, peak_rss_kib, stop_all
 from chaos.stalling_disk import StallingDisk
 from chaos.suite import Context, Verdict, scenario
-from chaos.workload import accounted, differences, finish, generate, outcome, prepare, uninterrupted, wait_for_progress
+from chaos.workload import finish, generate, judge_against, prepare, uninterrupted, wait_for_progress
 from chaos.workload import worker as embedded_worker
 
 RSS_BOUND_MIB = 250
@@ -68,11 +68,7 @@ def _embedded(context: Context, verdict: Verdict, disk: StallingDisk) -> None:
     released = time.monotonic()
     finish(proc, stalled)
     verdict.recovery_s = round(time.monotonic() - released, 2)
-    per_stream, verdict.records_out, every = accounted(stalled)
-    verdict.records_in = sum(per_stream)
-    if not every:
-        verdict.problems.append("the run's summary does not account for every record")
-    verdict.problems += differences(outcome(reference), outcome(stalled))
+    judge_against(verdict, reference, stalled)
 
 
 def _kafka(context: Context, verdict: Verdict, disk: StallingDisk) -> None:
