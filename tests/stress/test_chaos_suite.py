@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 import chaos.scenarios  # noqa: F401 - registers the scenarios
-from chaos.mutants import MUTANTS, Mutant
+from chaos.mutants import MUTANTS, SOMETIMES, Mutant
 from chaos.stalling_disk import StallingDisk
 from chaos.suite import SCENARIOS, Verdict
 
@@ -72,7 +72,7 @@ def test_the_stalling_disk_holds_writes_until_released_and_passes_reads(tmp_path
     assert not verdict.problems
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+@pytest.mark.parametrize("mutant", MUTANTS + SOMETIMES, ids=[m.name for m in MUTANTS + SOMETIMES])
 def test_every_mutant_still_applies_to_the_code(mutant: Mutant) -> None:
     """A mutant whose code moved would test nothing: its change must find its place exactly once."""
     assert (ROOT / mutant.file).read_text().count(mutant.old) == 1
