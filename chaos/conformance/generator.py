@@ -17,6 +17,7 @@ import json
 import random
 from typing import Any
 
+from chaos.conformance.records import valid_unicode
 from chaos.conformance.reference import expected
 from chaos.conformance.settings import Refused, check_job
 
@@ -115,16 +116,7 @@ def _text(rng: random.Random, job: dict[str, Any], key: str, ts: int, amount: An
     elif r < 0.13:
         del fields[job["key"]]
     raw = json.dumps(fields, ensure_ascii=False)
-    return raw if rng.random() < 0.5 and _encodable(raw) else json.dumps(fields)  # or escaped, \\uXXXX
-
-
-def _encodable(text: str) -> bool:
-    """False for text with an unpaired surrogate: a record can only carry it escaped."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return raw if rng.random() < 0.5 and valid_unicode(raw) else json.dumps(fields)  # or escaped, \\uXXXX
 
 
 def _amount_field(job: dict[str, Any]) -> str:

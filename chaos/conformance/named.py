@@ -33,6 +33,11 @@ def _at(texts: list[str], p: int = 0, start: int = 0, step: int = 1) -> list[dic
     return [{"p": p, "at": start + i * step, "data": text} for i, text in enumerate(texts)]
 
 
+def _timed(rows: list[tuple[int, int, int]]) -> list[dict[str, Any]]:
+    """Arrivals of key "a" given as (partition, processing time, event time)."""
+    return [{"p": p, "at": at, "data": _ev("a", ts)} for p, at, ts in rows]
+
+
 def unicode_keys() -> tuple[dict[str, Any], dict[str, Any]]:
     """NFC and NFD spellings are two keys; a raw and an escaped astral character are one; the
     empty string is a key; an unpaired surrogate key is schema, one in an unread field is not."""
@@ -79,26 +84,16 @@ def timestamps_at_the_edges() -> dict[str, Any]:
 def zero_future_skew() -> dict[str, Any]:
     """With a skew of 0, an event at its processing time is accepted, one a ms ahead is not;
     the dead-lettered one moves no watermark, so the next event in its window is on time."""
-    arrivals = [
-        {"p": 0, "at": 1000, "data": _ev("a", 1000)},
-        {"p": 0, "at": 1001, "data": _ev("a", 5000)},
-        {"p": 0, "at": 1002, "data": _ev("a", 1001)},
-    ]
+    arrivals = _timed([(0, 1000, 1000), (0, 1001, 5000), (0, 1002, 1001)])
     return {"job": _job(max_future_skew_ms=0), "partitions": 1, "arrivals": arrivals}
 
 
 def late_on_a_revived_partition() -> dict[str, Any]:
     """Partition 1 goes idle and W moves on without it; when it speaks again with old event
     times, its records are late, and its watermark still counts from then on."""
-    arrivals = [
-        {"p": 0, "at": 0, "data": _ev("a", 0)},
-        {"p": 1, "at": 0, "data": _ev("a", 10)},
-        {"p": 0, "at": 600, "data": _ev("a", 3000)},
-        {"p": 0, "at": 700, "data": _ev("a", 5000)},
-        {"p": 1, "at": 800, "data": _ev("a", 20)},
-        {"p": 1, "at": 810, "data": _ev("a", 4100)},
-        {"p": 0, "at": 820, "data": _ev("a", 4200)},
-    ]
+    arrivals = _timed(
+        [(0, 0, 0), (1, 0, 10), (0, 600, 3000), (0, 700, 5000), (1, 800, 20), (1, 810, 4100), (0, 820, 4200)]
+    )
     return {"job": _job(idle_timeout_ms=500), "partitions": 2, "arrivals": arrivals}
 
 
@@ -119,13 +114,7 @@ def sessions_bridge_and_judge_lateness_first() -> dict[str, Any]:
 
 def all_partitions_idle_keep_the_watermark() -> dict[str, Any]:
     """When every partition is idle W stays: an event of the window W reached is still late."""
-    arrivals = [
-        {"p": 0, "at": 0, "data": _ev("a", 100)},
-        {"p": 1, "at": 0, "data": _ev("a", 2100)},
-        {"p": 0, "at": 10, "data": _ev("a", 2200)},
-        {"p": 1, "at": 5000, "data": _ev("a", 900)},
-        {"p": 0, "at": 5001, "data": _ev("a", 2500)},
-    ]
+    arrivals = _timed([(0, 0, 100), (1, 0, 2100), (0, 10, 2200), (1, 5000, 900), (0, 5001, 2500)])
     return {"job": _job(idle_timeout_ms=100), "partitions": 2, "arrivals": arrivals}
 
 

@@ -52,7 +52,8 @@ def _is_json_text(text: str) -> Any:
         raise Rejected("decode") from None
 
 
-def _valid_unicode(text: str) -> bool:
+def valid_unicode(text: str) -> bool:
+    """False for text with an unpaired surrogate (JSON can carry one escaped; Unicode has none)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # an unpaired surrogate
@@ -76,7 +77,7 @@ def read(text: str, key_field: str, ts_field: str, aggregated: tuple[str, ...]) 
     if not isinstance(value, dict):
         raise Rejected("schema")
     key, ts = value.get(key_field), value.get(ts_field)
-    if not isinstance(key, str) or not _valid_unicode(key):
+    if not isinstance(key, str) or not valid_unicode(key):
         raise Rejected("schema")
     if not _is_integer(ts) or not 0 <= ts <= MAX_TS:
         raise Rejected("schema")

@@ -71,8 +71,6 @@ class KafkaChangelog:
         self._next: int | None = None
         """Where this worker's next record must land if no one else writes here: the offset
         after its own last record, or after what it restored."""
-        self.repaired = 0
-        """Records of another worker's found here and overwritten (see the module docstring)."""
 
     def append(self, ops: Ops) -> None:
         self._pending.extend(ops)
@@ -116,7 +114,6 @@ class KafkaChangelog:
         for start, end in foreign:
             await self.read(start, lambda ops: keys.update(dict.fromkeys(k for k, _ in ops)), until=end)
         repairs = self._store.current_values([k for k in keys if not TaskStore.is_journal(k)])
-        self.repaired += sum(end - start for start, end in foreign)
         log.warning(
             "%s/%d: %d records another worker wrote here after this one took the partition over (a zombie's "
             "late checkpoint); this worker's values for their %d keys are written again after them",
