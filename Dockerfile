@@ -4,6 +4,7 @@
 #       streamcore worker apps/fraud/app.py --http 0.0.0.0:8080
 # The port is open to whoever reaches it: set STREAMCORE_HTTP_TOKEN, and every endpoint but
 # /health, /metrics and the status page then need "Authorization: Bearer <token>".
+# The image carries the MCP SDK: add --mcp (with STREAMCORE_MCP_TOKEN) to serve agents' tools at /mcp.
 # The slim image has no C compiler: the wheel (with the compiled kernels) is built in a
 # build stage, and the build fails there if a kernel does not compile, so the worker image
 # always runs the fast path (`streamcore --version` says "compiled kernels").
@@ -14,7 +15,7 @@ COPY pyproject.toml setup.py README.md ./
 COPY streamcore ./streamcore
 COPY operators ./operators
 COPY apps ./apps
-RUN STREAMCORE_REQUIRE_EXTENSIONS=1 pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN STREAMCORE_REQUIRE_EXTENSIONS=1 pip wheel --no-cache-dir --wheel-dir /wheels ".[mcp]"
 
 FROM python:3.11-slim
 WORKDIR /app

@@ -38,6 +38,7 @@ from streamcore.online.views import EntityStore
 from streamcore.state.writer import StateWriter
 
 from .aggregations import Aggregation, Count, CountDistinct, Max, Mean, Min, Sum, resolve
+from .feature_schemas import schema_of
 
 _kernel: Any = kernels.load("streamcore.operators._feature_kernel", "feature views")
 _KIND_NAMES = {Count: "count", Sum: "sum", Min: "min", Max: "max", Mean: "mean", CountDistinct: "count_distinct"}
@@ -114,6 +115,8 @@ class FeatureView:
     capacity: int = 100_000
     """Entities kept in memory between checkpoints (the rest are read back from RocksDB)."""
     state_version: int = 1
+    description: str = ""
+    """What the view is about, for those who read it (e.g. the MCP tools of ``--mcp``)."""
     needs_event_time: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +137,10 @@ class FeatureView:
                 FeatureOperator._extract(plan, event)
 
         return check
+
+    def feature_schemas(self) -> dict[str, dict[str, Any]]:
+        """Per feature, the JSON Schema of its value with a description (`feature_schemas`)."""
+        return {plan.name: schema_of(plan) for plan in self.plans()[0]}
 
     def plans(self) -> tuple[list[Plan], tuple[str, ...]]:
         plans: list[Plan] = []

@@ -33,6 +33,7 @@ customer = FeatureView(
         "plan": Latest("plan", required=False),
         "last_ticket_topic": Latest("topic", required=False),
     },
+    description="A customer's context: orders, spend, support tickets and failed payments, plan and last event",
 )
 
 
@@ -49,6 +50,7 @@ app.model(
     features=["tickets_7d", "failed_payments_7d", "orders_30d"],
     fallback=0.5,
     timeout_ms=20,
+    description="How likely a customer is to leave (0..1), from support trouble, failed payments and orders",
 )
 
 

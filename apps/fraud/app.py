@@ -43,6 +43,8 @@ card = FeatureView(
         "avg_amount_60m": Rolling(Mean("amount"), over="60m", pane="5m"),
         "amount": Latest("amount"),
     },
+    description="A card's spending velocity: transactions and distinct merchants over the last 1, 5 and "
+    "60 minutes, its hourly average amount and its latest amount",
 )
 
 card_decisions = FeatureView(
@@ -53,9 +55,18 @@ card_decisions = FeatureView(
         "last_score": Latest("score"),
         "declines_60m": Rolling(Sum("declined"), over="60m", pane="5m"),
     },
+    description="The fraud decisions about a card: the latest decision and score, declines in the last hour",
 )
 
-app.model("fraud", FraudModel(), view="card", features=FEATURES, fallback=0.5, timeout_ms=20)
+app.model(
+    "fraud",
+    FraudModel(),
+    view="card",
+    features=FEATURES,
+    fallback=0.5,
+    timeout_ms=20,
+    description="The probability that a card's latest transaction is fraud (0..1; 0.9 and above declines)",
+)
 
 
 def decide(tx: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,15 @@ import sys
 from pathlib import Path
 
 from streamcore.base.errors import ConfigError, StreamcoreError
-from streamcore.cli import backfill_command, dlq_commands, log_commands, logs, replay_command, reset_command
+from streamcore.cli import (
+    backfill_command,
+    dlq_commands,
+    log_commands,
+    logs,
+    mcp_command,
+    replay_command,
+    reset_command,
+)
 from streamcore.cli.loader import load_app
 from streamcore.cli.progress import ProgressPrinter, print_summary
 from streamcore.io.admin import open_admin
@@ -85,6 +93,8 @@ def run_command(args: argparse.Namespace) -> int:
         advertise=getattr(args, "advertise", None),
         offset_reset=args.offset_reset,
         http_token=args.http_token,
+        mcp=args.mcp or None,
+        mcp_token=args.mcp_token,
         fsync=args.fsync,
     )
     if args.command == "worker" and not settings.broker.startswith("kafka://"):
@@ -177,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="require 'Authorization: Bearer TOKEN' on HTTP but /health, /metrics ($STREAMCORE_HTTP_TOKEN)",
         )
         command.add_argument(
+            "--mcp",
+            action="store_true",
+            help="serve the app's views and models as MCP tools at /mcp on the --http port ($STREAMCORE_MCP)",
+        )
+        command.add_argument(
+            "--mcp-token",
+            help="require 'Authorization: Bearer TOKEN' on /mcp; needed beyond loopback ($STREAMCORE_MCP_TOKEN)",
+        )
+        command.add_argument(
             "--offset-reset",
             choices=("none", "latest"),
             help="a checkpoint past the end of an embedded partition: stop (none, the default) "
@@ -203,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     reset_command.add_parser(sub, tools, _tool_command)
     replay_command.add_parser(sub, tools, _tool_command)
     backfill_command.add_parser(sub, tools, _tool_command)
+    mcp_command.add_parser(sub)
     _show_defaults(parser)
     return parser
 

@@ -124,11 +124,12 @@ class App:
         timeout_ms: float = 50.0,
         missing: float = 0.0,
         isolate: bool = False,
+        description: str = "",
     ) -> Model:
         """Register a model that reads `features` of feature view `view` (see `streamcore.online.models`)."""
         if name in self.models:
             raise ConfigError("model", f"two models named {name!r}")
-        registered = Model(name, model, view, features, fallback, timeout_ms, missing, isolate)
+        registered = Model(name, model, view, features, fallback, timeout_ms, missing, isolate, description)
         self.models[name] = registered
         return registered
 

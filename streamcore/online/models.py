@@ -76,6 +76,8 @@ class Model:
     timeout_ms: float = 50.0
     missing: float = 0.0
     isolate: bool = False
+    description: str = ""
+    """What the model scores, for those who call it (e.g. the MCP tools of ``--mcp``)."""
     stats: ModelStats = field(default_factory=ModelStats)
     on_score: Callable[[Score, str], None] | None = None
     """Called with every score and its path (``"stream"`` or ``"request"``), e.g. by metrics."""

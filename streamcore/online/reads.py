@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from streamcore.base.errors import StreamcoreError
 
@@ -49,6 +49,15 @@ class Snapshot:
     expires_ms: int
     positions: Mapping[str, Mapping[int, int]]
     """Per stream, the next offset of each input partition the snapshot reflects."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "epoch": self.epoch,
+            "created_ms": self.created_ms,
+            "expires_ms": self.expires_ms,
+            "positions": {stream: {str(p): o for p, o in parts.items()} for stream, parts in self.positions.items()},
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,27 @@ class FeatureReader(Protocol):
 
     def reference(self) -> Any:
         """What reads need besides the entity's state (e.g. the view's event-time now)."""
+        ...
+
+
+@runtime_checkable
+class ViewDeclaration(Protocol):
+    """What an app declares about a feature view for those who read it, e.g. an agent's tool
+    schemas (`streamcore.serving.agent_tools`): `operators.features.FeatureView` is one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def entity(self) -> str:
+        """The name of the entity key (the field the stream is keyed by)."""
+        ...
+
+    @property
+    def description(self) -> str: ...
+
+    def feature_schemas(self) -> dict[str, dict[str, Any]]:
+        """Per feature, the JSON Schema of its value, with a ``description`` of what it is."""
         ...
 
 

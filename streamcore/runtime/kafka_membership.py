@@ -95,6 +95,8 @@ class RunnerParts(Protocol):
 
     def owner_url(self, view: str, partition: int) -> str | None: ...
 
+    def _http_server(self) -> Server: ...
+
     def _locate(self, view: str, entity: str) -> int | None: ...
 
     def _topic_of(self, view: str) -> str | None: ...
@@ -161,7 +163,7 @@ class KafkaMembership:
             self._broker = broker
             self.online.locate = self._locate
             if self.settings.http:
-                server = Server(self, *self.settings.http_address, token=self.settings.http_token)
+                server = self._http_server()
                 await server.start()
                 self.server = server
                 self.advertised_url = self.settings.advertise or _default_url(server.host, server.port)
@@ -264,6 +266,11 @@ class KafkaMembership:
         if topic is None or self._broker is None:
             return None
         return kafka_partition(entity.encode(), self._broker.partitions(topic))
+
+    def _http_server(self: RunnerParts) -> Server:
+        """The HTTP server `settings` ask for (with MCP on it, for ``--mcp``), not started yet."""
+        s = self.settings
+        return Server(self, *s.http_address, token=s.http_token, mcp=s.mcp, mcp_token=s.mcp_token)
 
     def owner_url(self: RunnerParts, view: str, partition: int) -> str | None:
         """The URL of the worker that last announced `partition` of `view`'s stream (Kafka)."""

@@ -168,7 +168,7 @@ class Runner(KafkaMembership):
             for pipeline in self._pipelines:
                 self._runs.append(await self._open(pipeline, broker))
             if self.settings.http:
-                server = Server(self, *self.settings.http_address, token=self.settings.http_token)
+                server = self._http_server()
                 await server.start()
                 self.server = server  # set once it listens, so its port is the real one
             for model in self.app.models.values():

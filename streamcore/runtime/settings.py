@@ -9,6 +9,7 @@ from typing import Any
 
 from streamcore.base.durations import to_ms
 from streamcore.base.errors import ConfigError
+from streamcore.serving.guards import LOOPBACK_HOSTS
 
 ENV_PREFIX = "STREAMCORE_"
 
@@ -30,6 +31,10 @@ class RunSettings:
     http_token: when set, every HTTP endpoint but ``/health`` and ``/metrics`` needs
         ``Authorization: Bearer <token>`` (``STREAMCORE_HTTP_TOKEN``; set it wherever the port
         is reachable by others, as the deploy files do).
+    mcp: serve the app's features and models as MCP tools on the HTTP port, at ``/mcp``
+        (``STREAMCORE_MCP``; off unless asked; see `streamcore.serving.agent_tools`).
+    mcp_token: the bearer token ``/mcp`` needs (``STREAMCORE_MCP_TOKEN``); required when
+        the HTTP port listens beyond loopback. Without it, ``/mcp`` takes the `http_token`.
     offset_reset: what to do when a checkpointed position is past the end of its embedded
         log partition (its tail was lost): ``none`` stops with `OffsetOutOfRange`; ``latest``
         goes on from the partition's end (``STREAMCORE_OFFSET_RESET``).
@@ -44,6 +49,8 @@ class RunSettings:
     http: str = ""
     advertise: str = ""
     http_token: str = ""
+    mcp: bool = False
+    mcp_token: str = ""
     offset_reset: str = "none"
 
     def __post_init__(self) -> None:
@@ -57,10 +64,22 @@ class RunSettings:
             raise ConfigError("fsync", f"must be 'never' or 'always', got {self.fsync!r}")
         if self.http:
             self.http_address  # noqa: B018 - validate
+        if self.mcp:
+            self._check_mcp()
         if self.advertise and not self.advertise.startswith(("http://", "https://")):
             raise ConfigError("advertise", f"expected http://host:port, got {self.advertise!r}")
         if not (self.broker.startswith("embedded:") or self.broker.startswith("kafka://")):
             raise ConfigError("broker", f"expected embedded:<dir> or kafka://host:port, got {self.broker!r}")
+
+    def _check_mcp(self) -> None:
+        if not self.http:
+            raise ConfigError("mcp", "MCP is served on the worker's HTTP port: give --http HOST:PORT too")
+        host = self.http_address[0]
+        if host not in LOOPBACK_HOSTS and not self.mcp_token:
+            raise ConfigError(
+                "mcp_token",
+                f"MCP on {host}, beyond loopback, needs a token: set --mcp-token / STREAMCORE_MCP_TOKEN",
+            )
 
     @property
     def http_address(self) -> tuple[str, int]:
@@ -98,6 +117,6 @@ def _parse(name: str, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise ConfigError(ENV_PREFIX + name.upper(), f"expected an integer, got {raw!r}") from None
-    if name == "until_end":
+    if name in ("until_end", "mcp"):
         return raw.lower() in ("1", "true", "yes")
     return raw

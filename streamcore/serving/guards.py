@@ -11,12 +11,16 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from streamcore.base.codec import encode_output
 from streamcore.base.decoding import decode_strict
+
+if TYPE_CHECKING:
+    from streamcore.online.reads import Snapshot
+    from streamcore.online.views import OnlineState
 
 log = logging.getLogger("streamcore.serving")
 
@@ -28,6 +32,8 @@ MAX_SNAPSHOT_TTL_MS = 3_600_000
 MAX_PINS_PER_CLIENT = 100
 """Snapshots one client may hold at once, so that no client can evict everyone else's."""
 MAX_OVERRIDE_INT = 2**63 - 1
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Hosts only this machine reaches: a port bound there needs no token."""
 OPEN_PATHS = frozenset({"/health", "/metrics", "/", "/status"})
 """Answered without the token: probes and scrapers."""
 
@@ -69,6 +75,38 @@ def bad_override(name: str, value: Any) -> str | None:
     if isinstance(value, int) and not -MAX_OVERRIDE_INT - 1 <= value <= MAX_OVERRIDE_INT:
         return f"override {name!r} is outside the 64-bit integer range"
     return None
+
+
+def bad_ttl(ttl_ms: Any) -> str | None:
+    """Why `ttl_ms` cannot be a snapshot's lifetime, or None if it can (None: the default)."""
+    if ttl_ms is None or (type(ttl_ms) is int and 0 < ttl_ms <= MAX_SNAPSHOT_TTL_MS):
+        return None
+    return f"ttl_ms must be an integer of milliseconds in 1 .. {MAX_SNAPSHOT_TTL_MS}"
+
+
+class TooManyPins(Exception):
+    """A client holds `MAX_PINS_PER_CLIENT` snapshots already (HTTP 429)."""
+
+
+class PinLedger:
+    """Per client, the snapshots it pinned, so that no client can hold more than
+    `MAX_PINS_PER_CLIENT` and evict everyone else's (shared by HTTP and MCP)."""
+
+    def __init__(self, online: OnlineState) -> None:
+        self.online = online
+        self._held: dict[str, set[str]] = {}
+
+    def pin(self, client: str, ttl_ms: int | None) -> Snapshot:
+        online = self.online
+        now = online.clock_ms()
+        held = self._held[client] = {  # released or expired ones no longer count
+            i for i in self._held.get(client, ()) if (s := online.snapshots.get(i)) is not None and s.expires_ms > now
+        }
+        if len(held) >= MAX_PINS_PER_CLIENT:
+            raise TooManyPins(f"this client holds {len(held)} snapshots, the most allowed; release some first")
+        snapshot = online.pin(ttl_ms)
+        held.add(snapshot.id)
+        return snapshot
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

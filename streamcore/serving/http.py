@@ -44,66 +44,31 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamcore.online.models import Model
 from streamcore.online.reads import NotOwned, SnapshotExpired, UnknownView
-from streamcore.online.views import OnlineState
 from streamcore.serving.guards import (
     HEADER_TIMEOUT_S,
+    LOOPBACK_HOSTS,
     MAX_BODY_BYTES,
-    MAX_PINS_PER_CLIENT,
-    MAX_SNAPSHOT_TTL_MS,
     OPEN_PATHS,
     Handler,
     HeaderDeadline,
+    PinLedger,
+    TooManyPins,
     bad_override,
+    bad_ttl,
     error_response,
     json_errors,
     json_response,
     read_body,
 )
+from streamcore.serving.served import ServedWorker
 from streamcore.serving.status_page import StatusPage
-
-
-class _Metrics(Protocol):
-    registry: CollectorRegistry
-
-    def document(self) -> dict[str, Any]: ...
-
-
-class _Models(Protocol):
-    @property
-    def models(self) -> Mapping[str, Model]: ...
-
-
-class ServedWorker(Protocol):
-    """What the server reads of the worker it serves (the `Runner`)."""
-
-    @property
-    def app(self) -> _Models: ...
-
-    @property
-    def online(self) -> OnlineState: ...
-
-    @property
-    def metrics(self) -> _Metrics: ...
-
-    @property
-    def ready(self) -> bool: ...
-
-    @property
-    def advertised_url(self) -> str: ...
-
-    def view_names(self) -> list[str]: ...
-
-    def owner_url(self, view: str, partition: int) -> str | None: ...
-
 
 log = logging.getLogger("streamcore.serving")
 
@@ -111,6 +76,7 @@ FORWARDED_BY = "X-Streamcore-Forwarded-By"
 """Set on a request one worker forwards to another (which then never forwards it again)."""
 SERVED_BY = "X-Streamcore-Served-By"
 FORWARD_TIMEOUT_S = 2.0
+MCP_PATH = "/mcp"
 
 
 def _moving(message: str) -> web.Response:
@@ -122,14 +88,25 @@ def _moving(message: str) -> web.Response:
 class Server:
     """The HTTP front of one runner."""
 
-    def __init__(self, runner: ServedWorker, host: str = "127.0.0.1", port: int = 8080, token: str = "") -> None:
+    def __init__(
+        self,
+        runner: ServedWorker,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        token: str = "",
+        *,
+        mcp: bool = False,
+        mcp_token: str = "",
+    ) -> None:
+        """`mcp`: also serve the app's tools over MCP at ``/mcp``, which needs `mcp_token` if set,
+        else `token` (`streamcore.serving.mcp_server`)."""
         self.runner = runner
         self.host = host
         self.port = port
         self.token = token
+        self.mcp_token = mcp_token or token
         self.deadlines: dict[Any, HeaderDeadline] = {}
-        self.pins: dict[str, set[str]] = {}
-        """Per client, the ids of the snapshots it pinned (released or expired ones are pruned)."""
+        self.pins = PinLedger(runner.online)
         self.app = web.Application(
             middlewares=[json_errors, self.header_deadline, self.authorize], client_max_size=MAX_BODY_BYTES
         )
@@ -146,11 +123,22 @@ class Server:
                 *StatusPage(runner.metrics).routes(),
             ]
         )
+        self.mcp = self._mcp_endpoint() if mcp else None
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self._client: aiohttp.ClientSession | None = None
 
+    def _mcp_endpoint(self) -> Any:
+        from streamcore.serving.agent_tools import AgentTools
+        from streamcore.serving.mcp_server import McpEndpoint  # here: the SDK is an optional extra
+
+        endpoint = McpEndpoint(AgentTools(self.runner, self.pins), self.host)
+        self.app.router.add_route("*", MCP_PATH, endpoint.handle)
+        return endpoint
+
     async def start(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.start()
         self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S))
         self._runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=HEADER_TIMEOUT_S)
         await self._runner.setup()
@@ -161,7 +149,7 @@ class Server:
         )
         if self.port == 0:  # an ephemeral port: report the one the OS chose
             self.port = int(self._listener.sockets[0].getsockname()[1])
-        if not self.token and self.host not in ("127.0.0.1", "localhost", "::1"):
+        if not self.token and self.host not in LOOPBACK_HOSTS:
             log.warning(
                 "HTTP on %s:%d without a token: anyone who reaches the port can read features and pin "
                 "snapshots (set --http-token / STREAMCORE_HTTP_TOKEN)",
@@ -179,6 +167,8 @@ class Server:
         if self._client is not None:
             await self._client.close()
             self._client = None
+        if self.mcp is not None:
+            await self.mcp.stop()
 
     async def _forward(self, request: web.Request, not_owned: NotOwned, snapshot: str | None) -> web.Response:
         """Answer with the owner's answer to the same request (see the module docstring)."""
@@ -225,10 +215,11 @@ class Server:
 
     @web.middleware
     async def authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.token and request.path not in OPEN_PATHS:
+        token, flag = (self.mcp_token, "--mcp-token") if request.path == MCP_PATH else (self.token, "--http-token")
+        if token and request.path not in OPEN_PATHS:
             given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-                return error_response(401, "this worker needs 'Authorization: Bearer <token>' (its --http-token)")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return error_response(401, f"this worker needs 'Authorization: Bearer <token>' (its {flag})")
         return await handler(request)
 
     @staticmethod
@@ -301,25 +292,17 @@ class Server:
         if isinstance(body, web.Response):
             return body
         ttl = body.get("ttl_ms")
-        if ttl is not None and (
-            isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 < ttl <= MAX_SNAPSHOT_TTL_MS
-        ):
-            return error_response(400, f"ttl_ms must be an integer of milliseconds in 1 .. {MAX_SNAPSHOT_TTL_MS}")
-        online = self.runner.online
-        client = self._client_of(request)
-        now = online.clock_ms()
-        held = self.pins[client] = {  # released or expired ones no longer count
-            i for i in self.pins.get(client, ()) if (s := online.snapshots.get(i)) is not None and s.expires_ms > now
-        }
-        if len(held) >= MAX_PINS_PER_CLIENT:
-            return error_response(429, f"this client holds {len(held)} snapshots, the most allowed; release some first")
-        snapshot = online.pin(ttl)
-        held.add(snapshot.id)
-        return json_response(self._describe(snapshot), 201)
+        if (problem := bad_ttl(ttl)) is not None:
+            return error_response(400, problem)
+        try:
+            snapshot = self.pins.pin(self._client_of(request), ttl)
+        except TooManyPins as exc:
+            return error_response(429, str(exc))
+        return json_response(snapshot.as_dict(), 201)
 
     async def snapshot(self, request: web.Request) -> web.Response:
         try:
-            return json_response(self._describe(self.runner.online.snapshot(request.match_info["id"])))
+            return json_response(self.runner.online.snapshot(request.match_info["id"]).as_dict())
         except SnapshotExpired as exc:
             return error_response(410, str(exc))
 
@@ -353,15 +336,3 @@ class Server:
         return web.Response(
             body=generate_latest(self.runner.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
-
-    @staticmethod
-    def _describe(snapshot: Any) -> dict[str, Any]:
-        return {
-            "id": snapshot.id,
-            "epoch": snapshot.epoch,
-            "created_ms": snapshot.created_ms,
-            "expires_ms": snapshot.expires_ms,
-            "positions": {
-                stream: {str(p): o for p, o in parts.items()} for stream, parts in snapshot.positions.items()
-            },
-        }

@@ -103,6 +103,8 @@ CASES: list[tuple[str, Callable[[], Any], str]] = [
     ("bad batch size", lambda: RunSettings(max_batch_records=0), "max_batch_records"),
     ("bad fsync policy", lambda: RunSettings(fsync="sometimes"), "fsync"),
     ("bad broker url", lambda: RunSettings(broker="redis://x"), "broker"),
+    ("mcp without http", lambda: RunSettings(mcp=True), "mcp"),
+    ("mcp beyond loopback without a token", lambda: RunSettings(http="0.0.0.0:8080", mcp=True), "mcp_token"),
 ]
 
 
@@ -138,6 +140,9 @@ def test_environment_settings_are_read_and_checked() -> None:
     assert (settings.max_batch_records, settings.until_end, settings.checkpoint_interval_ms) == (500, True, 2000)
     with pytest.raises(ConfigError, match="STREAMCORE_MAX_BATCH_RECORDS"):
         RunSettings.from_env({"STREAMCORE_MAX_BATCH_RECORDS": "many"})
+    mcp = RunSettings.from_env({"STREAMCORE_MCP": "1", "STREAMCORE_MCP_TOKEN": "t", "STREAMCORE_HTTP": "0.0.0.0:8080"})
+    assert (mcp.mcp, mcp.mcp_token) == (True, "t")  # beyond loopback, with its token
+    assert not RunSettings.from_env({}).mcp  # off unless asked
 
 
 def test_settings_at_the_edges_of_their_ranges_are_accepted() -> None:

@@ -1,0 +1,78 @@
+"""An ASGI application answering one aiohttp request: how the MCP SDK's HTTP transport
+(an ASGI app) runs inside the worker's own aiohttp server, on the same port and loop.
+
+The request's body is read whole first (aiohttp bounds it by the server's
+``client_max_size``); the response is streamed as the application sends it, so a
+server-sent-events answer reaches the client event by event. Once the application has
+answered, a further ``receive()`` says the client disconnected, as ASGI servers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from aiohttp import web
+
+Message = MutableMapping[str, Any]
+AsgiApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+def _scope(request: web.Request) -> dict[str, Any]:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": f"{request.version.major}.{request.version.minor}",
+        "method": request.method,
+        "scheme": request.scheme,
+        "path": request.path,
+        "raw_path": request.raw_path.split("?", 1)[0].encode("latin-1"),
+        "query_string": request.query_string.encode("latin-1"),
+        "root_path": "",
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()],
+        "client": tuple(peer[:2]) if peer else None,
+        "server": tuple(local[:2]) if local else None,
+    }
+
+
+async def answer_with(app: AsgiApp, request: web.Request) -> web.StreamResponse:
+    """Run `app` on `request` and return the response it streamed."""
+    body = await request.read()
+    answered = asyncio.Event()
+    delivered = False
+    response: web.StreamResponse | None = None
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await answered.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal response
+        if message["type"] == "http.response.start":
+            response = web.StreamResponse(status=message["status"])
+            for name, value in message.get("headers", ()):
+                response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+            await response.prepare(request)
+        elif message["type"] == "http.response.body" and response is not None:
+            await response.write(message.get("body", b""))
+            if not message.get("more_body", False):
+                await response.write_eof()
+
+    try:
+        await app(_scope(request), receive, send)
+    finally:
+        answered.set()
+    if response is None:
+        raise RuntimeError(f"the ASGI application sent no answer to {request.method} {request.path}")
+    return response
