@@ -13,12 +13,16 @@
 4. A third process that only sleeps 1 ms at a time reports the machine's own pauses
    (oversleeps over 5 ms), so that a tail the machine caused can be told from one the
    engine caused.
-5. With ``--status-hz H``, each live run is done twice in turn, the second time with a
+5. A third live run at 50%, with MCP on: a process calls the ``score_fraud`` tool over
+   MCP (the requests the SDK's client sends) at ``--mcp-rps`` (200) calls a second on a
+   schedule, while the HTTP load process sends ``POST /score/fraud`` at the same rate:
+   the two paths' latencies side by side, under the same ingest and load.
+6. With ``--status-hz H``, each live run is done twice in turn, the second time with a
    process polling the status page's ``GET /status`` H times a second (an open page
    polls once a second), and both results are printed: what watching the job costs.
 
 The last line is JSON: {"max_eps", "freshness_p99_ms_at_50", "freshness_p99_ms_at_90",
-"score_p99_ms", ...}. Everything stops by itself; only 127.0.0.1 is used.
+"score_p99_ms", "mcp_p99_ms", "http_p99_ms_beside_mcp", ...}. Everything stops by itself; only 127.0.0.1 is used.
 """
 
 from __future__ import annotations
@@ -174,6 +178,57 @@ def load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
     out.put(asyncio.run(run()))
 
 
+MCP_CALL_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "application/json, text/event-stream",
+    "MCP-Protocol-Version": "2026-07-28",
+    "Mcp-Method": "tools/call",
+    "Mcp-Name": "score_fraud",
+}
+"""What the MCP SDK's client sends with a ``tools/call`` (2026-07-28 protocol, one POST per call)."""
+
+
+def mcp_load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
+    """A separate process: ``tools/call score_fraud`` over MCP at `rps` on a schedule; report latencies (ms).
+
+    It posts the JSON-RPC requests the SDK's client sends (same headers, same body) with
+    aiohttp, as the HTTP load process does, so the two latencies compare the servers'
+    paths, not two client libraries (the SDK's client spends about 1 ms of CPU per call).
+    """
+    import aiohttp
+
+    go.wait()
+
+    async def run() -> list[float]:
+        latencies: list[float] = []
+        url = f"http://127.0.0.1:{port}/mcp"
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+
+            async def one(i: int, scheduled: float) -> None:
+                params = {"name": "score_fraud", "arguments": {"entity": f"c{i % 20_000}"}, "_meta": meta}
+                body = orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": params})
+                async with session.post(url, data=body, headers=MCP_CALL_HEADERS) as response:
+                    answer = orjson.loads(await response.read())
+                    if response.status == 200 and "result" in answer:  # a score, or "no events of" that card
+                        latencies.append((time.perf_counter() - scheduled) * 1000)
+
+            started = time.perf_counter()
+            tasks = []
+            for i in range(int(rps * seconds)):
+                scheduled = started + i / rps
+                await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+                tasks.append(asyncio.create_task(one(i, scheduled)))
+            await asyncio.gather(*tasks)
+        return latencies
+
+    out.put(asyncio.run(run()))
+
+
 class FreshnessProbe:
     """A publish listener: freshness of every 8th applied event, from its µs send stamp."""
 
@@ -196,11 +251,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def live_run(root: Path, rate: float, seconds: float, rps: int, status_hz: float = 0.0) -> dict[str, Any]:
+async def live_run(
+    root: Path, rate: float, seconds: float, rps: int, status_hz: float = 0.0, mcp_rps: int = 0
+) -> dict[str, Any]:
     """Ingest at `rate` from a producer process; with `rps`, score requests from a load process too;
-    with `status_hz`, a process polling the status page."""
+    with `status_hz`, a process polling the status page; with `mcp_rps`, MCP tool calls from a process."""
     prepare(root)
-    settings = RunSettings(state_dir=root / "state", broker=f"embedded:{root / 'log'}", http="127.0.0.1:0")
+    settings = RunSettings(
+        state_dir=root / "state", broker=f"embedded:{root / 'log'}", http="127.0.0.1:0", mcp=bool(mcp_rps)
+    )
     runner = Runner(app, settings, handle_signals=False)
     probe = FreshnessProbe()
     runner.on_publish(probe)
@@ -212,6 +271,12 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int, status_hz:
     producer = ctx.Process(target=produce, args=(str(root / "log"), rate, seconds, ready))
     loader = ctx.Process(target=load, args=(runner.server.port, rps, seconds - 1.0, go, results)) if rps else None
     meter = ctx.Process(target=pauses, args=(seconds - 1.0, go, paused))
+    mcp_results = ctx.Queue()
+    mcp_loader = (
+        ctx.Process(target=mcp_load, args=(runner.server.port, mcp_rps, seconds - 1.0, go, mcp_results))
+        if mcp_rps
+        else None
+    )
     polled = ctx.Queue()
     poller = (
         ctx.Process(target=status_poller, args=(runner.server.port, status_hz, seconds - 1.0, go, polled))
@@ -222,8 +287,9 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int, status_hz:
     meter.start()
     if poller is not None:
         poller.start()
-    if loader is not None:
-        loader.start()
+    for process in (loader, mcp_loader):
+        if process is not None:
+            process.start()
     await asyncio.sleep(1.5)  # let the producer and load processes start before the clock runs
     ready.set()
     await asyncio.sleep(1.0)  # warm up: the first second is not measured
@@ -235,6 +301,10 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int, status_hz:
     if loader is not None:
         latencies = await asyncio.to_thread(results.get, True, 60)
         loader.join(10)
+    mcp_latencies: list[float] = []
+    if mcp_loader is not None:
+        mcp_latencies = await asyncio.to_thread(mcp_results.get, True, 60)
+        mcp_loader.join(10)
     producer.join(10)
     machine_pauses = await asyncio.to_thread(paused.get, True, 60)
     meter.join(10)
@@ -251,6 +321,7 @@ async def live_run(root: Path, rate: float, seconds: float, rps: int, status_hz:
         "applied": applied,
         "freshness_ms": probe.ms,
         "score_ms": latencies,
+        "mcp_ms": mcp_latencies,
         "achieved_rps": len(latencies) / max(1e-9, seconds - 1.0),
         "machine_pauses_ms": machine_pauses,
         "status_polls": status_polls,
@@ -289,6 +360,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each live run")
     ap.add_argument("--rps", type=int, default=500, help="score requests per second")
+    ap.add_argument("--mcp-rps", type=int, default=200, help="MCP tool calls (and HTTP scores) per second, run 3")
     ap.add_argument("--max-events", type=int, default=60_000)
     ap.add_argument("--plot", type=Path, help="write an SVG chart here")
     ap.add_argument(
@@ -319,6 +391,14 @@ def main() -> int:
                     f"p99 {percentile(s, 0.99):.2f} ms"
                 )
             print(line)
+        beside = asyncio.run(live_run(work / "mcp", 0.5 * peak, args.seconds, args.mcp_rps, mcp_rps=args.mcp_rps))
+        m, h = beside["mcp_ms"], beside["score_ms"]
+        print(
+            f"at 50% with MCP: score_fraud tool p50 {percentile(m, 0.5):.2f} ms, p99 {percentile(m, 0.99):.2f} ms "
+            f"({len(m):,} calls)  |  HTTP score beside it p50 {percentile(h, 0.5):.2f} ms, "
+            f"p99 {percentile(h, 0.99):.2f} ms ({len(h):,})  |  machine pauses over 5 ms: "
+            f"{len(beside['machine_pauses_ms'])}"
+        )
     if args.plot:
         svg_plot(results, args.plot)
     at50, at90 = results["50%"], results["90%"]
@@ -337,6 +417,11 @@ def main() -> int:
                 "score_rps": round(at50["achieved_rps"]),
                 "machine_pauses_over_5ms_at_50": len(at50["machine_pauses_ms"]),
                 "longest_machine_pause_ms_at_50": round(max(at50["machine_pauses_ms"], default=0.0), 1),
+                "mcp_p50_ms": round(percentile(beside["mcp_ms"], 0.5), 3),
+                "mcp_p99_ms": round(percentile(beside["mcp_ms"], 0.99), 3),
+                "mcp_calls": len(beside["mcp_ms"]),
+                "http_p50_ms_beside_mcp": round(percentile(beside["score_ms"], 0.5), 3),
+                "http_p99_ms_beside_mcp": round(percentile(beside["score_ms"], 0.99), 3),
             }
         )
     )

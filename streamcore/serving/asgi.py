@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 Message = MutableMapping[str, Any]
 AsgiApp = Callable[
@@ -43,11 +44,13 @@ def _scope(request: web.Request) -> dict[str, Any]:
 
 
 async def answer_with(app: AsgiApp, request: web.Request) -> web.StreamResponse:
-    """Run `app` on `request` and return the response it streamed."""
+    """Run `app` on `request` and return its answer: whole, or streamed if it came in parts."""
     body = await request.read()
     answered = asyncio.Event()
     delivered = False
-    response: web.StreamResponse | None = None
+    start: Message | None = None
+    streamed: web.StreamResponse | None = None
+    whole: web.Response | None = None
 
     async def receive() -> Message:
         nonlocal delivered
@@ -58,21 +61,36 @@ async def answer_with(app: AsgiApp, request: web.Request) -> web.StreamResponse:
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
-        nonlocal response
+        nonlocal start, streamed, whole
         if message["type"] == "http.response.start":
-            response = web.StreamResponse(status=message["status"])
-            for name, value in message.get("headers", ()):
-                response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
-            await response.prepare(request)
-        elif message["type"] == "http.response.body" and response is not None:
-            await response.write(message.get("body", b""))
-            if not message.get("more_body", False):
-                await response.write_eof()
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            return
+        chunk, more = message.get("body", b""), message.get("more_body", False)
+        if streamed is None and not more:  # the whole answer in one message (JSON): one plain response
+            whole = web.Response(body=chunk, status=start["status"], headers=_headers(start))
+            return
+        if streamed is None:
+            streamed = web.StreamResponse(status=start["status"], headers=_headers(start))
+            await streamed.prepare(request)
+        await streamed.write(chunk)
+        if not more:
+            await streamed.write_eof()
 
     try:
         await app(_scope(request), receive, send)
     finally:
         answered.set()
-    if response is None:
+    answer = whole or streamed
+    if answer is None:
         raise RuntimeError(f"the ASGI application sent no answer to {request.method} {request.path}")
-    return response
+    return answer
+
+
+def _headers(start: Message) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in start.get("headers", ()):
+        if name.lower() != b"content-length":  # aiohttp sets it from the body it sends
+            headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    return headers

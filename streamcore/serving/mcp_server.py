@@ -61,10 +61,12 @@ class McpEndpoint:
     def __init__(self, tools: AgentTools, host: str) -> None:
         self.tools = tools
         app = tools.worker.app
+        schemas = {spec.name: spec.input_schema for spec in tools.specs}
         self.server: Server[Any] = Server(
             f"streamcore:{app.name}",
             version=app.version,
             instructions=INSTRUCTIONS,
+            get_tool_input_schema=schemas.get,  # else the SDK lists every tool to check each call's headers
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_list_resources=self._list_resources,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 from helpers import settings
@@ -60,3 +61,12 @@ def test_tool_calls_of_one_plan_agree_while_the_stream_moves(tmp_path: Path) -> 
 
     asyncio.run(scenario())
     log.close()
+
+
+def test_the_mcp_walkthrough_runs_a_plan_of_three_tool_calls_that_agree(tmp_path: Path, capsys: Any) -> None:
+    """`python -m streamcore.apps.agent_context.mcp_agent`: the SDK's client against the app's /mcp."""
+    from streamcore.apps.agent_context import mcp_agent
+
+    assert asyncio.run(mcp_agent.run_in(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "the three tool calls read one moment: True; the live state moved on meanwhile: True" in out
