@@ -4,7 +4,7 @@ Each ```bash block of the README either runs here or is in `NOT_RUN` with the re
 new block that is neither fails the test. What a block needs that the README's prose
 asks for (an input file, "with every worker of the app stopped") is set up first, by
 `BEFORE`. Only what cannot be used on a shared machine is swapped: the ports (9092,
-8081, 8082) for free ones and ``/tmp/`` for the test's directory.
+8081, 8082, 8083) for free ones and ``/tmp/`` for the test's directory.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ EXPECTED = [
     "0 dead letters replayed; 3 skipped",
     "payments/0: ",  # reset: each partition's move
     "rows of 8 features of view 'card' written to features.csv",
+    "one position: True",  # the MCP block: a plan through the stdio bridge
 ]
 
 
@@ -78,7 +79,7 @@ def _payments(path: Path) -> None:
 
 
 def _script(tmp_path: Path) -> str:
-    ports = {"9092": str(free_port()), "8081": str(free_port()), "8082": str(free_port())}
+    ports = {port: str(free_port()) for port in ("9092", "8081", "8082", "8083")}
     parts = ["set -euo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
     for block in _blocks():
         first = block.strip().splitlines()[0]
