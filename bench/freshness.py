@@ -35,6 +35,7 @@ import multiprocessing
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,18 @@ def status_poller(port: int, hz: float, seconds: float, go: Any, out: Any) -> No
     out.put(polls)
 
 
+async def on_schedule(call: Callable[[int, float], Awaitable[None]], rps: int, seconds: float) -> None:
+    """``call(i, scheduled)`` at `rps` a second for `seconds`, each at its scheduled time, never
+    waiting for the ones before (open loop: latency counts from `scheduled`)."""
+    started = time.perf_counter()
+    tasks = []
+    for i in range(int(rps * seconds)):
+        scheduled = started + i / rps
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        tasks.append(asyncio.create_task(call(i, scheduled)))
+    await asyncio.gather(*tasks)
+
+
 def load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
     """A separate process: POST /score/fraud at `rps` on a schedule once `go` is set; report latencies (ms)."""
     import aiohttp
@@ -166,13 +179,7 @@ def load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
                     if response.status == 200:
                         latencies.append((time.perf_counter() - scheduled) * 1000)
 
-            started = time.perf_counter()
-            tasks = []
-            for i in range(int(rps * seconds)):
-                scheduled = started + i / rps
-                await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-                tasks.append(asyncio.create_task(one(i, scheduled)))
-            await asyncio.gather(*tasks)
+            await on_schedule(one, rps, seconds)
         return latencies
 
     out.put(asyncio.run(run()))
@@ -217,13 +224,7 @@ def mcp_load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
                     if response.status == 200 and "result" in answer:  # a score, or "no events of" that card
                         latencies.append((time.perf_counter() - scheduled) * 1000)
 
-            started = time.perf_counter()
-            tasks = []
-            for i in range(int(rps * seconds)):
-                scheduled = started + i / rps
-                await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-                tasks.append(asyncio.create_task(one(i, scheduled)))
-            await asyncio.gather(*tasks)
+            await on_schedule(one, rps, seconds)
         return latencies
 
     out.put(asyncio.run(run()))

@@ -15,6 +15,8 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +67,31 @@ async def main() -> int:
     runner = Runner(
         app, RunSettings(state_dir=workdir / "state", broker=f"embedded:{workdir / 'log'}"), handle_signals=False
     )
+    async with running_with_traffic(runner, log):
+        return await _plan(runner, u7)
+
+
+@asynccontextmanager
+async def running_with_traffic(runner: Runner, log: EmbeddedLog) -> AsyncIterator[None]:
+    """The app running and caught up, with 200 customers' traffic, until the block ends."""
     running = asyncio.create_task(runner.run())
     stop = asyncio.Event()
     traffic = asyncio.create_task(customers(log, stop))
-    while not runner.ready:  # noqa: ASYNC110 - waits for the app to catch up
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)
+    try:
+        while not runner.ready or (runner.settings.http and runner.server is None):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        yield
+    finally:
+        stop.set()
+        await traffic
+        runner.stop()
+        await running
+        log.close()
 
+
+async def _plan(runner: Runner, u7: Any) -> int:
+    """The agent's plan: two tool calls through one `PlanContext`, while u7's events arrive."""
     with PlanContext(runner.online, app.models["churn_risk"]) as plan:
         print(f"plan pinned snapshot {plan.snapshot.id} at input position {plan.position}")
         first = plan.customer_context("u7")
@@ -87,12 +107,6 @@ async def main() -> int:
         print(f"  tool 1 again:             {again}")
         agree = first == again and live["tickets_7d"] != first["tickets_7d"]
         print(f"\nboth tool calls saw the same moment: {agree}")
-
-    stop.set()
-    await traffic
-    runner.stop()
-    await running
-    log.close()
     return 0 if agree else 1
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from mcp import Client
 from streamcore.apps.agent_context.app import app, events
-from streamcore.apps.agent_context.example import customers, event
+from streamcore.apps.agent_context.example import event, running_with_traffic
 
 from streamcore import Runner, RunSettings
 from streamcore.io.log import EmbeddedLog, TopicConfig
@@ -82,20 +82,9 @@ async def run_in(workdir: Path) -> int:
         state_dir=workdir / "state", broker=f"embedded:{workdir / 'log'}", http="127.0.0.1:0", mcp=True
     )
     runner = Runner(app, settings, handle_signals=False)
-    running = asyncio.create_task(runner.run())
-    stop = asyncio.Event()
-    traffic = asyncio.create_task(customers(log, stop))
-    while not runner.ready or runner.server is None:  # noqa: ASYNC110 - waits for the app to catch up
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)
-    try:
+    async with running_with_traffic(runner, log):
+        assert runner.server is not None
         agree = await plan_for_a_refund(f"http://127.0.0.1:{runner.server.port}", u7)
-    finally:
-        stop.set()
-        await traffic
-        runner.stop()
-        await running
-        log.close()
     return 0 if agree else 1
 
 

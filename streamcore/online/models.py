@@ -40,6 +40,10 @@ class Score(NamedTuple):
     reason: str | None
     latency_ms: float
 
+    def as_dict(self) -> dict[str, Any]:
+        """How an answer reports it: the score, the fallback's reason (None: none), the time taken."""
+        return {"score": self.value, "fallback": self.reason, "latency_ms": round(self.latency_ms, 3)}
+
 
 @dataclass
 class ModelStats:

@@ -134,20 +134,15 @@ class AgentTools:
             tool_name("get_", name),
             f"{about.rstrip('.')}. Returns each feature's value with its freshness, and the input position "
             f"the answer reflects. Features: {listing}.",
-            {
-                "type": "object",
-                "properties": {
-                    "entity": _entity(view.declaration.entity),
-                    "plan": PLAN,
-                    "features": {
-                        "type": "array",
-                        "items": {"type": "string", "enum": list(schemas)},
-                        "description": "only these features (omit: all)",
-                    },
+            _arguments(
+                entity=_entity(view.declaration.entity),
+                plan=PLAN,
+                features={
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(schemas)},
+                    "description": "only these features (omit: all)",
                 },
-                "required": ["entity"],
-                "additionalProperties": False,
-            },
+            ),
         )
 
     def _getter(self, view: str) -> Call:
@@ -198,21 +193,16 @@ class AgentTools:
             f"{about.rstrip('.')}. Scores a {entity} from its features in view {model.view} "
             f"({', '.join(model.features)}); overrides replace features for a what-if. Returns the score, "
             f"whether the fallback ({model.fallback!r}) was used and why, the features it read and their position.",
-            {
-                "type": "object",
-                "properties": {
-                    "entity": _entity(entity),
-                    "overrides": {
-                        "type": "object",
-                        "properties": overrides,
-                        "additionalProperties": False,
-                        "description": "feature values to use instead of the entity's (null: missing)",
-                    },
-                    "plan": PLAN,
+            _arguments(
+                entity=_entity(entity),
+                overrides={
+                    "type": "object",
+                    "properties": overrides,
+                    "additionalProperties": False,
+                    "description": "feature values to use instead of the entity's (null: missing)",
                 },
-                "required": ["entity"],
-                "additionalProperties": False,
-            },
+                plan=PLAN,
+            ),
         )
 
     def _scorer(self, model: Model) -> Call:
@@ -235,9 +225,7 @@ class AgentTools:
                 "read": _kind(plan),
                 "model": model.name,
                 "entity": entity,
-                "score": result.value,
-                "fallback": result.reason,
-                "latency_ms": round(result.latency_ms, 3),
+                **result.as_dict(),
                 "features": inputs,
                 "position": read.as_dict()["position"],
                 "plan": plan,
@@ -271,6 +259,11 @@ _END_PLAN = ToolSpec(
     "End a plan: release its snapshot (it would expire by itself at its ttl).",
     {"type": "object", "properties": {"plan": PLAN}, "required": ["plan"], "additionalProperties": False},
 )
+
+
+def _arguments(**properties: dict[str, Any]) -> dict[str, Any]:
+    """The input schema of a tool about one entity: these arguments, `entity` required, no others."""
+    return {"type": "object", "properties": properties, "required": ["entity"], "additionalProperties": False}
 
 
 def _entity(key: str) -> dict[str, Any]:

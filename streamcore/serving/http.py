@@ -277,9 +277,7 @@ class Server:
             {
                 "model": name,
                 "entity": entity,
-                "score": result.value,
-                "fallback": result.reason,
-                "latency_ms": round(result.latency_ms, 3),
+                **result.as_dict(),
                 "features": inputs,
                 "position": read.as_dict()["position"],
                 "snapshot": snapshot,
