@@ -13,10 +13,10 @@
 4. A third process that only sleeps 1 ms at a time reports the machine's own pauses
    (oversleeps over 5 ms), so that a tail the machine caused can be told from one the
    engine caused.
-5. A third live run at 50%, with MCP on: a process calls the ``score_fraud`` tool over
-   MCP (the requests the SDK's client sends) at ``--mcp-rps`` (200) calls a second on a
-   schedule, while the HTTP load process sends ``POST /score/fraud`` at the same rate:
-   the two paths' latencies side by side, under the same ingest and load.
+5. A third live run at 50%, with MCP on: one load process asks for scores at
+   ``--mcp-rps`` (200) a second over each path, in turn on one schedule: ``POST
+   /score/fraud`` and the ``score_fraud`` tool over MCP (the requests the SDK's client
+   sends): the two paths' latencies side by side, under the same ingest and load.
 6. With ``--status-hz H``, each live run is done twice in turn, the second time with a
    process polling the status page's ``GET /status`` H times a second (an open page
    polls once a second), and both results are printed: what watching the job costs.
@@ -195,37 +195,47 @@ MCP_CALL_HEADERS = {
 """What the MCP SDK's client sends with a ``tools/call`` (2026-07-28 protocol, one POST per call)."""
 
 
-def mcp_load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
-    """A separate process: ``tools/call score_fraud`` over MCP at `rps` on a schedule; report latencies (ms).
+def paired_load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
+    """A separate process: scores over HTTP and over MCP in turn, each at `rps` on one schedule;
+    report both paths' latencies (ms).
 
-    It posts the JSON-RPC requests the SDK's client sends (same headers, same body) with
-    aiohttp, as the HTTP load process does, so the two latencies compare the servers'
-    paths, not two client libraries (the SDK's client spends about 1 ms of CPU per call).
+    Call 2i is ``POST /score/fraud`` and call 2i+1 the ``tools/call score_fraud`` the SDK's
+    client sends (same headers, same body), for the same card, from one aiohttp session:
+    the same client, process and moments for both, so the two compare the servers' paths
+    (the SDK's own client would add about 1 ms of its CPU per call; `bench/mcp_tools.py`).
     """
     import aiohttp
 
     go.wait()
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
 
-    async def run() -> list[float]:
-        latencies: list[float] = []
-        url = f"http://127.0.0.1:{port}/mcp"
-        meta = {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {},
-        }
+    async def run() -> tuple[list[float], list[float]]:
+        by_http: list[float] = []
+        by_mcp: list[float] = []
+        base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
 
             async def one(i: int, scheduled: float) -> None:
-                params = {"name": "score_fraud", "arguments": {"entity": f"c{i % 20_000}"}, "_meta": meta}
+                card = f"c{(i // 2) % 20_000}"
+                if i % 2 == 0:
+                    async with session.post(f"{base}/score/fraud", data=orjson.dumps({"entity": card})) as response:
+                        await response.read()
+                        if response.status == 200:
+                            by_http.append((time.perf_counter() - scheduled) * 1000)
+                    return
+                params = {"name": "score_fraud", "arguments": {"entity": card}, "_meta": meta}
                 body = orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": params})
-                async with session.post(url, data=body, headers=MCP_CALL_HEADERS) as response:
+                async with session.post(f"{base}/mcp", data=body, headers=MCP_CALL_HEADERS) as response:
                     answer = orjson.loads(await response.read())
                     if response.status == 200 and "result" in answer:  # a score, or "no events of" that card
-                        latencies.append((time.perf_counter() - scheduled) * 1000)
+                        by_mcp.append((time.perf_counter() - scheduled) * 1000)
 
-            await on_schedule(one, rps, seconds)
-        return latencies
+            await on_schedule(one, 2 * rps, seconds)
+        return by_http, by_mcp
 
     out.put(asyncio.run(run()))
 
@@ -256,7 +266,8 @@ async def live_run(
     root: Path, rate: float, seconds: float, rps: int, status_hz: float = 0.0, mcp_rps: int = 0
 ) -> dict[str, Any]:
     """Ingest at `rate` from a producer process; with `rps`, score requests from a load process too;
-    with `status_hz`, a process polling the status page; with `mcp_rps`, MCP tool calls from a process."""
+    with `status_hz`, a process polling the status page; with `mcp_rps`, HTTP and MCP scores from one
+    process (`paired_load`) instead."""
     prepare(root)
     settings = RunSettings(
         state_dir=root / "state", broker=f"embedded:{root / 'log'}", http="127.0.0.1:0", mcp=bool(mcp_rps)
@@ -274,7 +285,7 @@ async def live_run(
     meter = ctx.Process(target=pauses, args=(seconds - 1.0, go, paused))
     mcp_results = ctx.Queue()
     mcp_loader = (
-        ctx.Process(target=mcp_load, args=(runner.server.port, mcp_rps, seconds - 1.0, go, mcp_results))
+        ctx.Process(target=paired_load, args=(runner.server.port, mcp_rps, seconds - 1.0, go, mcp_results))
         if mcp_rps
         else None
     )
@@ -304,7 +315,7 @@ async def live_run(
         loader.join(10)
     mcp_latencies: list[float] = []
     if mcp_loader is not None:
-        mcp_latencies = await asyncio.to_thread(mcp_results.get, True, 60)
+        latencies, mcp_latencies = await asyncio.to_thread(mcp_results.get, True, 60)
         mcp_loader.join(10)
     producer.join(10)
     machine_pauses = await asyncio.to_thread(paused.get, True, 60)
@@ -392,7 +403,7 @@ def main() -> int:
                     f"p99 {percentile(s, 0.99):.2f} ms"
                 )
             print(line)
-        beside = asyncio.run(live_run(work / "mcp", 0.5 * peak, args.seconds, args.mcp_rps, mcp_rps=args.mcp_rps))
+        beside = asyncio.run(live_run(work / "mcp", 0.5 * peak, args.seconds, 0, mcp_rps=args.mcp_rps))
         m, h = beside["mcp_ms"], beside["score_ms"]
         print(
             f"at 50% with MCP: score_fraud tool p50 {percentile(m, 0.5):.2f} ms, p99 {percentile(m, 0.99):.2f} ms "

@@ -99,6 +99,9 @@ class ScriptedSource:
     def lag(self, positions: Mapping[int, int]) -> dict[int, int]:
         return {}  # a script has no end to measure against
 
+    def at_end(self, positions: Mapping[int, int]) -> bool:
+        return self._cursor >= len(self._items)
+
     async def close(self) -> None:
         return None
 

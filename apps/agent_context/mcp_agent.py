@@ -76,7 +76,12 @@ async def run_in(workdir: Path) -> int:
     for spec in app.topics:
         log.create_topic(TopicConfig(spec.name, spec.partitions))
     u7 = log.producer(events.name)
-    for kind, fields in [("plan", {"plan": "pro"}), ("order", {"amount": 120.0}), ("ticket", {"topic": "refund"})]:
+    history: list[tuple[str, dict[str, Any]]] = [
+        ("plan", {"plan": "pro"}),
+        ("order", {"amount": 120.0}),
+        ("ticket", {"topic": "refund"}),
+    ]
+    for kind, fields in history:
         u7.send(event("u7", kind, **fields), time.time_ns() // 1_000_000, b"u7")
     settings = RunSettings(
         state_dir=workdir / "state", broker=f"embedded:{workdir / 'log'}", http="127.0.0.1:0", mcp=True

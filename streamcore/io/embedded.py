@@ -171,6 +171,9 @@ class EmbeddedSource:
     def lag(self, positions: Mapping[int, int]) -> dict[int, int]:
         return {}  # the end of a partition is only known by reading it (`streamcore log topics` shows it)
 
+    def at_end(self, positions: Mapping[int, int]) -> bool:
+        return True  # a fetch reads the log's files themselves: finding nothing is their end
+
     async def close(self) -> None:
         self._unsubscribe()
         if self._watch is not None:

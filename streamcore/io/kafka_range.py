@@ -81,6 +81,9 @@ class KafkaRange:
     def lag(self, positions: Mapping[int, int]) -> dict[int, int]:
         return {p: max(0, self._ends[p] - positions.get(p, 0)) for p in self.partitions}
 
+    def at_end(self, positions: Mapping[int, int]) -> bool:
+        return all(self._positions[p] >= self._ends[p] for p in self.partitions)
+
     async def close(self) -> None:
         await self.consumer.stop()
 

@@ -28,6 +28,8 @@ class KafkaPartitionSource:
         self.paused = False
         self._safe: int | None = None
         """The newest offset known to be covered by a replicated checkpoint (restored or committed)."""
+        self._start = 0
+        """Where reading started: the checkpointed or committed offset, or the partition's first."""
 
     async def start(self, positions: Mapping[int, int]) -> dict[int, int]:
         """Seek to the checkpointed position; without one, to the group's committed offset or the start."""
@@ -36,8 +38,10 @@ class KafkaPartitionSource:
             position = await self.consumer.committed(self.tp)
         if position is None:
             await self.consumer.seek_to_beginning(self.tp)
+            self._start = (await self.consumer.beginning_offsets([self.tp]))[self.tp]
         else:
             self.consumer.seek(self.tp, position)
+            self._start = position
         self._safe = position
         return {}
 
@@ -87,6 +91,13 @@ class KafkaPartitionSource:
         if highwater is None or position is None:
             return {}
         return {self.tp.partition: max(0, highwater - position)}
+
+    def at_end(self, positions: Mapping[int, int]) -> bool:
+        """Caught up only once the broker's high watermark is known (from a fetch response) and
+        reached: before that, an empty fetch just means nothing was fetched yet."""
+        highwater = self.consumer.highwater(self.tp)
+        position = max(positions.get(self.tp.partition, 0), self._start)
+        return highwater is not None and position >= highwater
 
     def pause(self) -> None:
         """Stop prefetching this partition (its outputs are stuck); the group still heartbeats."""

@@ -74,6 +74,11 @@ class Source(Protocol):
     def lag(self, positions: Mapping[int, int]) -> dict[int, int]:
         """Records not processed yet per partition, given the task's positions (empty if unknown)."""
 
+    def at_end(self, positions: Mapping[int, int]) -> bool:
+        """After a fetch that found nothing: whether that is because the task, at `positions`,
+        has read everything the source holds (it has caught up), not because its records have
+        not been fetched yet (a Kafka partition just assigned, before its first fetch)."""
+
     async def close(self) -> None: ...
 
 

@@ -445,3 +445,39 @@ def test_metrics_name_streams_not_tasks_keep_counting_across_a_rebalance_and_say
     finally:
         for w in workers:
             w.stop()
+
+
+def test_a_partition_just_assigned_is_not_at_its_end_until_its_records_are_read(kafka: str) -> None:
+    """`KafkaPartitionSource.at_end`: an empty fetch before the first fetch response is not the end
+    (the runner counted it as caught up: see tests/unit/test_catching_up.py)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streamcore.io.kafka_source import KafkaPartitionSource
+
+    topic = f"{_app()}-ends"
+    run(create_topic(kafka, topic, 1))
+    run(produce(kafka, topic, window_events(keys=2, per_key=5)))
+
+    async def check() -> tuple[bool, bool, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=f"{topic}-g", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, 0)])
+            source = KafkaPartitionSource(consumer, topic, 0)
+            await source.start({})
+            before = source.at_end({0: 0})
+            read = 0
+            for _ in range(200):
+                batch = await source.fetch(1000)
+                if batch is None:
+                    if source.at_end({0: read}):
+                        break
+                    await source.wait(0.05)
+                    continue
+                read = batch.next_offset
+            return before, source.at_end({0: read}), read
+        finally:
+            await consumer.stop()
+
+    before, after, read = run(check())
+    assert (before, after, read) == (False, True, 10)
