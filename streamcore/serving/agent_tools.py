@@ -13,8 +13,9 @@ agree with each other while the stream moves on; a call without one reads the li
 and says so (``"read": "live"``). Inputs are checked as the HTTP endpoints check them, and
 what HTTP answers with a 4xx is a `ToolError` here, whose message says what to change: an
 expired plan (never stale data passed off as current), an entity the view has no events
-of, an override the model does not read or that is not a number, a partition another
-worker keeps. A model call keeps its timeout and fallback.
+of, an override the model does not read or that is not a number. A model call keeps its
+timeout and fallback. On Kafka a live read of an entity another worker keeps is asked of
+that worker (`served_by` names it); a plan reads only this worker's partitions.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
+
+import orjson
+from aiohttp import web
 
 from streamcore.dataflow.stream import OperatorStep
 from streamcore.online.models import Model
 from streamcore.online.reads import EntityRead, NotOwned, SnapshotExpired, ViewDeclaration
 from streamcore.serving.guards import MAX_SNAPSHOT_TTL_MS, PinLedger, TooManyPins, bad_override
-from streamcore.serving.served import ServedWorker
+from streamcore.serving.served import SERVED_BY, ServedWorker
 
 PLAN = {"type": "string", "description": "a plan id from begin_plan: read as of the plan's snapshot (omit: live)"}
 
@@ -51,6 +56,8 @@ class _View:
 
 
 Call = Callable[[Mapping[str, Any], str], Awaitable[dict[str, Any]]]
+AskOwner = Callable[[NotOwned, str, str, bytes], Awaitable[web.Response]]
+"""(not owned, method, path and query, body) -> the owning worker's HTTP answer (`Server.ask_owner`)."""
 
 
 def tool_name(prefix: str, name: str) -> str:
@@ -71,9 +78,11 @@ def declared_views(worker: ServedWorker) -> dict[str, _View]:
 class AgentTools:
     """The tools of one worker's app; `call` runs one on the worker's loop, between batches."""
 
-    def __init__(self, worker: ServedWorker, pins: PinLedger) -> None:
+    def __init__(self, worker: ServedWorker, pins: PinLedger, ask_owner: AskOwner | None = None) -> None:
+        """`ask_owner`: how a live read of an entity another worker keeps is sent to it (Kafka)."""
         self.worker = worker
         self.pins = pins
+        self.ask_owner = ask_owner
         self.views = declared_views(worker)
         self.specs: list[ToolSpec] = []
         self._calls: dict[str, Call] = {}
@@ -153,7 +162,13 @@ class AgentTools:
             known = list(self.views[view].declaration.feature_schemas())
             if wanted is not None and (not isinstance(wanted, list) or not set(wanted) <= set(known)):
                 raise ToolError(f"features must be a list of feature names of view {view!r}: {known}")
-            answer = self._read(view, entity, plan).as_dict()
+            try:
+                answer = {**self._read(view, entity, plan).as_dict(), "served_by": None}
+            except NotOwned as exc:
+                path = f"/features/{quote(entity, safe='')}?view={quote(view, safe='')}"
+                owned, served_by = await self._from_owner(exc, plan, "GET", path, b"")
+                answer = {**owned["views"][0], "served_by": served_by}
+                self._found(owned["views"][0]["found"], view, entity, plan)
             if wanted is not None:
                 answer["features"] = {name: answer["features"][name] for name in wanted}
             return {"read": _kind(plan), **answer}
@@ -161,7 +176,8 @@ class AgentTools:
         return get
 
     def _read(self, view: str, entity: str, plan: str | None) -> EntityRead:
-        """The entity's read, or the `ToolError` that says why there is none to give."""
+        """The entity's read here, or the `ToolError` that says why there is none to give
+        (`NotOwned`: another worker keeps the entity; see `_from_owner`)."""
         try:
             read = self.worker.online.read(view, entity, plan)
         except SnapshotExpired:
@@ -169,14 +185,31 @@ class AgentTools:
                 f"plan {plan!r} has expired or was ended: begin a new plan (reads of an ended plan "
                 "would no longer be of one moment)"
             ) from None
-        except NotOwned as exc:
-            owner = self.worker.owner_url(exc.view, exc.partition)
-            where = f"the worker at {owner} keeps it: call its /mcp" if owner else "retry shortly (it is moving)"
-            raise ToolError(f"{exc}; {where}") from None
-        if not read.found:
+        self._found(read.found, view, entity, plan)
+        return read
+
+    @staticmethod
+    def _found(found: bool, view: str, entity: str, plan: str | None) -> None:
+        if not found:
             moment = "as of the plan" if plan else "yet"
             raise ToolError(f"view {view!r} has no events of {entity!r} {moment}: check the id")
-        return read
+
+    async def _from_owner(
+        self, not_owned: NotOwned, plan: str | None, method: str, path: str, body: bytes
+    ) -> tuple[dict[str, Any], str | None]:
+        """A live read of an entity another worker keeps, asked of that worker over HTTP as
+        HTTP reads are; a plan's snapshot lives here, so a plan cannot read it."""
+        owner = self.worker.owner_url(not_owned.view, not_owned.partition)
+        if plan is not None or self.ask_owner is None:
+            where = f"the worker at {owner} keeps it" if owner else "it is moving between workers"
+            raise ToolError(f"{not_owned}; {where}: begin the plan on that worker's /mcp")
+        answer = await self.ask_owner(not_owned, method, path, body)
+        document = orjson.loads(answer.body) if isinstance(answer.body, bytes) else {}
+        if answer.status != 200:
+            raise ToolError(
+                f"the worker that keeps {not_owned.view!r} answered {answer.status}: {document.get('error')}"
+            )
+        return document, answer.headers.get(SERVED_BY)
 
     # -- models ---------------------------------------------------------------------------------
     def _score_spec(self, model: Model) -> ToolSpec:
@@ -215,7 +248,14 @@ class AgentTools:
             for feature, value in overrides.items():
                 if (problem := bad_override(feature, value)) is not None:
                     raise ToolError(problem)
-            read = self._read(model.view, entity, plan)
+            try:
+                read = self._read(model.view, entity, plan)
+            except NotOwned as exc:
+                request = orjson.dumps({"entity": entity, "overrides": dict(overrides)})
+                owned, served_by = await self._from_owner(exc, plan, "POST", f"/score/{quote(model.name)}", request)
+                self._found(owned["found"], model.view, entity, plan)
+                scored = {k: v for k, v in owned.items() if k not in ("found", "snapshot")}
+                return {"read": "live", **scored, "plan": None, "served_by": served_by}
             try:
                 inputs = model.inputs(read.values(), dict(overrides))
             except KeyError as exc:
@@ -230,6 +270,7 @@ class AgentTools:
                 "position": read.as_dict()["position"],
                 "plan": plan,
                 "stale_ms": read.stale_ms,
+                "served_by": None,
             }
 
         return score

@@ -67,14 +67,11 @@ from streamcore.serving.guards import (
     json_response,
     read_body,
 )
-from streamcore.serving.served import ServedWorker
+from streamcore.serving.served import FORWARDED_BY, SERVED_BY, ServedWorker
 from streamcore.serving.status_page import StatusPage
 
 log = logging.getLogger("streamcore.serving")
 
-FORWARDED_BY = "X-Streamcore-Forwarded-By"
-"""Set on a request one worker forwards to another (which then never forwards it again)."""
-SERVED_BY = "X-Streamcore-Served-By"
 FORWARD_TIMEOUT_S = 2.0
 MCP_PATH = "/mcp"
 
@@ -132,7 +129,7 @@ class Server:
         from streamcore.serving.agent_tools import AgentTools
         from streamcore.serving.mcp_server import McpEndpoint  # here: the SDK is an optional extra
 
-        endpoint = McpEndpoint(AgentTools(self.runner, self.pins), self.host)
+        endpoint = McpEndpoint(AgentTools(self.runner, self.pins, self.ask_owner), self.host)
         self.app.router.add_route("*", MCP_PATH, endpoint.handle)
         return endpoint
 
@@ -174,21 +171,26 @@ class Server:
         """Answer with the owner's answer to the same request (see the module docstring)."""
         if request.headers.get(FORWARDED_BY) or snapshot is not None:
             return error_response(421, str(not_owned))
+        return await self.ask_owner(not_owned, request.method, request.path_qs, await request.read())
+
+    async def ask_owner(self, not_owned: NotOwned, method: str, path_qs: str, body: bytes) -> web.Response:
+        """The answer of the worker that keeps the partition to this request (with `SERVED_BY`
+        naming it), or the 503 or 504 that says why there is none (also for MCP tool calls)."""
         url = self.runner.owner_url(not_owned.view, not_owned.partition)
         if url is None or url == self.runner.advertised_url or self._client is None:
             return _moving(f"no worker has announced partition {not_owned.partition} of view {not_owned.view!r}")
         try:
             async with self._client.request(
-                request.method,
-                url + request.path_qs,
-                data=await request.read(),
+                method,
+                url + path_qs,
+                data=body,
                 headers={
                     FORWARDED_BY: self.runner.advertised_url,
                     "Content-Type": "application/json",
                     **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
                 },
             ) as answer:
-                body = await answer.read()
+                data = await answer.read()
         except TimeoutError:
             partition = not_owned.partition
             return error_response(
@@ -198,7 +200,7 @@ class Server:
             return _moving(f"{url}, the last known owner of partition {not_owned.partition}, is unreachable ({exc})")
         if answer.status == 421:
             return _moving(f"{url} no longer owns partition {not_owned.partition}")
-        return web.Response(body=body, status=answer.status, content_type=answer.content_type, headers={SERVED_BY: url})
+        return web.Response(body=data, status=answer.status, content_type=answer.content_type, headers={SERVED_BY: url})
 
     # -- middlewares ----------------------------------------------------------------------------
     @web.middleware
@@ -277,6 +279,7 @@ class Server:
             {
                 "model": name,
                 "entity": entity,
+                "found": read.found,
                 **result.as_dict(),
                 "features": inputs,
                 "position": read.as_dict()["position"],

@@ -11,6 +11,11 @@ from streamcore.dataflow.stream import Pipeline
 from streamcore.online.models import Model
 from streamcore.online.views import OnlineState
 
+FORWARDED_BY = "X-Streamcore-Forwarded-By"
+"""Set on a request one worker forwards to another (which then never forwards it again)."""
+SERVED_BY = "X-Streamcore-Served-By"
+"""Names the worker that answered a forwarded request."""
+
 
 class _Metrics(Protocol):
     registry: CollectorRegistry

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +32,8 @@ from streamcore.apps.fraud.model import FEATURES
 
 from streamcore.io.log import EmbeddedLog
 from streamcore.serving.guards import MAX_PINS_PER_CLIENT
+from streamcore.testing import free_port
+from tests.integration.conftest import Worker, create_topic, produce, run, window_events
 
 pytestmark = pytest.mark.integration
 
@@ -222,3 +225,54 @@ def test_mcp_is_off_unless_asked(tmp_path: Path) -> None:
             assert answer.code == 404
     finally:
         stop_worker(proc)
+
+
+def test_a_kafka_worker_asks_the_owner_for_a_live_read_a_plan_stays_on_its_worker(kafka: str, tmp_path: Path) -> None:
+    """Two workers share the partitions; tools on one answer live reads of every key (the owner's
+    answer, as HTTP forwards), and say where to begin a plan for a key the other keeps."""
+    name = f"m{uuid.uuid4().hex[:8]}"
+    run(create_topic(kafka, f"{name}-events", 4))
+    run(create_topic(kafka, f"{name}-totals", 1))
+    ports = [free_port(), free_port()]
+    workers = [
+        Worker(kafka, name, tmp_path / f"w{i}", http_port=port, STREAMCORE_MCP="1") for i, port in enumerate(ports)
+    ]
+    keys = [f"k{k}" for k in range(16)]
+    other = f"http://127.0.0.1:{ports[1]}"
+
+    async def check() -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+        async with connected(f"http://127.0.0.1:{ports[0]}", token=None) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                reads = {key: await client.call_tool("get_per_key", {"entity": key}) for key in keys}
+                done = all(
+                    not r.is_error and r.structured_content["features"]["events_1h"]["value"] == 5
+                    for r in reads.values()
+                )
+                if done or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            answers = {key: dict(r.structured_content or {"error": r.content[0].text}) for key, r in reads.items()}
+            scores = {key: await call(client, "score_busy", entity=key) for key in keys}
+            plan = await call(client, "begin_plan")
+            refused = {}
+            for key in keys:
+                result = await client.call_tool("get_per_key", {"entity": key, "plan": plan["plan"]})
+                if result.is_error:
+                    refused[key] = str(result.content[0].text)  # type: ignore[union-attr]
+            return answers, scores, refused
+
+    try:
+        time.sleep(3)  # both in the group, partitions split
+        run(produce(kafka, f"{name}-events", window_events(keys=len(keys), per_key=5)))
+        answers, scores, refused = asyncio.run(check())
+    finally:
+        for w in workers:
+            w.stop()
+    assert all(a.get("features", {}).get("events_1h", {}).get("value") == 5 for a in answers.values()), answers
+    elsewhere = {key for key, a in answers.items() if a["served_by"] == other}
+    assert elsewhere and all(answers[k]["served_by"] is None for k in set(keys) - elsewhere)
+    assert all(s["score"] == 0.5 and s["read"] == "live" for s in scores.values())
+    assert {k for k, s in scores.items() if s["served_by"] == other} == elsewhere
+    assert set(refused) == elsewhere
+    assert all(f"the worker at {other} keeps it: begin the plan on that worker's /mcp" in r for r in refused.values())

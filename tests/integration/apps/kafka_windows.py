@@ -32,6 +32,10 @@ per_key = FeatureView(
     "per_key", entity=key_by, features={"events_1h": Rolling(Count(), over="1h", pane="5m"), "amount": Latest("amount")}
 )
 
+app.model(  # read over HTTP and MCP (tests/integration/test_mcp.py)
+    "busy", lambda f: min(1.0, f["events_1h"] / 10), view="per_key", features=["events_1h"], fallback=0.0
+)
+
 windows = (
     app.stream(events, event_time=EventTime("ts", max_out_of_orderness="1s"), name="totals")
     .key_by(key_by)
