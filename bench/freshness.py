@@ -71,11 +71,12 @@ def stamped(generator: TransactionGenerator, now_ms: int, n: int, partition: int
     return out
 
 
-def max_rate(root: Path, events: int) -> float:
+def max_rate(root: Path, events: int, cards: int = 20_000) -> float:
+    """Transactions per second of the fraud app over `events` pre-written ones of `cards` cards."""
     prepare(root)
     log = EmbeddedLog(root / "log")
     producer = log.producer("transactions")
-    generator = TransactionGenerator(seed=1)
+    generator = TransactionGenerator(seed=1, cards=cards)
     now = time.time_ns() // 1_000_000
     written = 0
     while written < events:
@@ -374,6 +375,7 @@ def main() -> int:
     ap.add_argument("--rps", type=int, default=500, help="score requests per second")
     ap.add_argument("--mcp-rps", type=int, default=200, help="MCP tool calls (and HTTP scores) per second, run 3")
     ap.add_argument("--max-events", type=int, default=60_000)
+    ap.add_argument("--cards", type=int, default=20_000, help="cards in the maximum-rate run's transactions")
     ap.add_argument("--plot", type=Path, help="write an SVG chart here")
     ap.add_argument(
         "--status-hz", type=float, default=0.0, help="also run each live run with /status polled this often"
@@ -381,7 +383,7 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="streamcore-fresh-") as tmp:
         work = Path(tmp)
-        peak = max_rate(work / "max", args.max_events)
+        peak = max_rate(work / "max", args.max_events, args.cards)
         print(f"max ingest: {peak:,.0f} transactions/s (fraud app: features, model, rules, decisions)")
         results = {}
         watched = dict.fromkeys((0.0, args.status_hz))
