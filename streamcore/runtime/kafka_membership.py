@@ -82,6 +82,7 @@ class RunnerParts(Protocol):
         *,
         store: TaskStore | None = None,
         changelog: KafkaChangelog | None = None,
+        catching_up: bool = False,
     ) -> TaskRun: ...
 
     async def _drive(self, run: TaskRun) -> None: ...
@@ -300,7 +301,7 @@ class KafkaMembership:
                 replayed = await changelog.restore(store)
                 source = self._group.source(topic, partition)
                 changelog.fence = source.still_owned  # a zombie's checkpoints never reach the changelog
-                run = await self._open(pipeline, broker, source, store=store, changelog=changelog)
+                run = await self._open(pipeline, broker, source, store=store, changelog=changelog, catching_up=True)
                 seconds = time.perf_counter() - started
                 self.metrics.observe_restore(pipeline.name, replayed, seconds)
                 log.info(
@@ -314,9 +315,6 @@ class KafkaMembership:
                 views = self.online.views_of(run.task.stream)
                 for view in views:
                     self._view_topics[view] = topic
-                # until it has caught up, its reads are of the checkpoint it restored: they say so
-                meta = store.load_checkpoint()
-                self.online.mark_stale(run.task.stream, None if meta is None else meta["time_ms"])
                 run.on_caught_up = lambda stream=run.task.stream: self.online.mark_fresh(stream)
                 if self._owners is not None and views:
                     await self._owners.announce(topic, partition, self.advertised_url, views)

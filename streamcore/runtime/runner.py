@@ -220,7 +220,11 @@ class Runner(KafkaMembership):
         *,
         store: TaskStore | None = None,
         changelog: KafkaChangelog | None = None,
+        catching_up: bool = False,
     ) -> TaskRun:
+        """The task of `pipeline` over `source`, restored and positioned. `catching_up` (a partition
+        just gained): its views' reads say they are of the restored checkpoint from the moment
+        they are readable, before anything awaits, until the task has caught up."""
         if source is None:
             assert not isinstance(broker, KafkaBroker)
             source = broker.source(pipeline.source, until_end=self.settings.until_end)
@@ -252,6 +256,9 @@ class Runner(KafkaMembership):
         except Exception:
             store.close()
             raise
+        if catching_up:
+            meta = store.load_checkpoint()
+            self.online.mark_stale(task.stream, None if meta is None else meta["time_ms"])
         task.positions.update(await source.start(positions))
         return TaskRun(task, source, [sink, dead_letters, late], self.metrics, self._pacer, changelog)
 

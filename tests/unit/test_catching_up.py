@@ -67,3 +67,39 @@ def test_empty_fetches_before_the_first_records_are_not_caught_up(tmp_path: Path
     asyncio.run(run())
     assert source.ready_while_behind == [False, False, False]  # was [False, True, True]: "caught up" at once
     assert runner.online.read("per_key", "a").values() == {"n": 5}
+
+
+class SlowToStart(ScriptedSource):
+    """A gained partition's source: seeking (the committed offset, the first) takes a request."""
+
+    def __init__(self, *args: object, runner: Runner) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.runner = runner
+        self.stale_while_starting: float | None = None
+
+    async def start(self, positions: Mapping[int, int]) -> dict[int, int]:
+        await asyncio.sleep(0)  # a request is in flight: HTTP reads are served meanwhile
+        self.stale_while_starting = self.runner.online.read("per_key", "a").stale_ms
+        return await super().start(positions)
+
+
+def test_a_gained_partitions_reads_say_stale_from_the_moment_they_are_readable(tmp_path: Path) -> None:
+    """The views of a gained partition were registered, and readable, while its source started;
+    they were marked stale only after: reads in between passed the restored state off as current."""
+    app = App("gaining", version="1")
+    events = app.topic("events", partitions=1, key="k")
+    view = FeatureView("per_key", entity="k", features={"n": Rolling(Count(), over="1h", pane="5m")})
+    app.stream(events, event_time=EventTime("ts")).key_by("k").features(view).discard()
+    runner = Runner(app, RunSettings(state_dir=tmp_path / "state"), handle_signals=False)
+    broker = EmbeddedBroker(EmbeddedLog(tmp_path / "log"))
+    for spec in app.topics:
+        broker.ensure_topic(spec)
+    source = SlowToStart("events", 1, [], ManualClock(START), runner=runner)
+
+    async def gain() -> None:
+        run = await runner._open(runner.app.pipelines[0], broker, source, catching_up=True)
+        run.task.store.close()
+        await broker.close()
+
+    asyncio.run(gain())
+    assert source.stale_while_starting is not None
