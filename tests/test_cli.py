@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 from cli_checks import check_dead_letter_tools, cli
 
 from streamcore.state.store import TaskStore
@@ -339,3 +340,16 @@ def test_a_full_disk_is_recognised_however_it_is_raised() -> None:
     assert _disk_full(rocks) == str(rocks)
     assert _disk_full(OSError(errnos.EACCES, "Permission denied")) is None
     assert _disk_full(ValueError("No space left on device")) is None  # only RocksDB's plain Exception
+
+
+def test_the_stdio_bridge_without_the_sdk_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import sys
+
+    from streamcore.cli.mcp_command import mcp_command
+
+    monkeypatch.setitem(sys.modules, "httpx2", None)  # as if the extra were not installed
+    assert mcp_command(argparse.Namespace(url="http://127.0.0.1:1", token=None)) == 2
+    assert "pip install 'streamcore[mcp]'" in capsys.readouterr().err

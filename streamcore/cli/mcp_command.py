@@ -44,6 +44,9 @@ def mcp_command(args: argparse.Namespace) -> int:
     url = endpoint(args.url)
     try:
         asyncio.run(relay(url, token))
+    except ImportError as exc:
+        print(f"streamcore mcp needs the MCP SDK: pip install 'streamcore[mcp]' ({exc})", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - one line for the host's log, not a traceback
         print(f"streamcore mcp: cannot serve {url}: {_reason(exc)}", file=sys.stderr)
         return 1
