@@ -222,17 +222,14 @@ class Runner(KafkaMembership):
         changelog: KafkaChangelog | None = None,
         catching_up: bool = False,
     ) -> TaskRun:
-        """The task of `pipeline` over `source`, restored and positioned. `catching_up` (a partition
-        just gained): its views' reads say they are of the restored checkpoint from the moment
-        they are readable, before anything awaits, until the task has caught up."""
+        """The task of `pipeline`, restored and positioned; `catching_up`: a gained partition's, stale at once."""
         if source is None:
             assert not isinstance(broker, KafkaBroker)
             source = broker.source(pipeline.source, until_end=self.settings.until_end)
-        sink: Sink | CallbackSink
-        if isinstance(pipeline.sink, FunctionSink):
-            sink = CallbackSink(pipeline.sink.fn, pipeline.sink.label)
-        else:
-            sink = broker.sink(pipeline.sink.topic)
+        to = pipeline.sink
+        sink: Sink | CallbackSink = (
+            CallbackSink(to.fn, to.label) if isinstance(to, FunctionSink) else broker.sink(to.topic)
+        )
         dead_letters = broker.sink(self.app.dead_letter_topic.name)
         late = broker.sink(self.app.late_topic.name)
         if store is None:
@@ -257,8 +254,7 @@ class Runner(KafkaMembership):
             store.close()
             raise
         if catching_up:
-            meta = store.load_checkpoint()
-            self.online.mark_stale(task.stream, None if meta is None else meta["time_ms"])
+            self.online.mark_stale(task.stream, (store.load_checkpoint() or {}).get("time_ms"))
         task.positions.update(await source.start(positions))
         return TaskRun(task, source, [sink, dead_letters, late], self.metrics, self._pacer, changelog)
 
@@ -348,10 +344,8 @@ class Runner(KafkaMembership):
         await self._retire(run)
 
     async def _retire(self, run: TaskRun) -> None:
-        """The task's last checkpoint, taken once: by its drive on stop, or by a rebalance.
-
-        Under the task's lock, so it never falls inside a stretch the drive is working on.
-        """
+        """The task's last checkpoint, taken once: by its drive on stop, or by a rebalance. Under
+        the task's lock, so it never falls inside a stretch the drive is working on."""
         run.pacer.working.discard(run)
         async with run.lock:
             if not run.retired:
