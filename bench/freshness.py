@@ -194,6 +194,18 @@ MCP_CALL_HEADERS = {
     "Mcp-Name": "score_fraud",
 }
 """What the MCP SDK's client sends with a ``tools/call`` (2026-07-28 protocol, one POST per call)."""
+MCP_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+"""The ``_meta`` of such a request's params."""
+
+
+def mcp_score(request_id: int, card: str) -> bytes:
+    """The body of a ``tools/call score_fraud`` for `card`, as the SDK's client sends it."""
+    params = {"name": "score_fraud", "arguments": {"entity": card}, "_meta": MCP_META}
+    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
 
 
 def paired_load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
@@ -208,11 +220,6 @@ def paired_load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
     import aiohttp
 
     go.wait()
-    meta = {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {},
-    }
 
     async def run() -> tuple[list[float], list[float]]:
         by_http: list[float] = []
@@ -228,9 +235,7 @@ def paired_load(port: int, rps: int, seconds: float, go: Any, out: Any) -> None:
                         if response.status == 200:
                             by_http.append((time.perf_counter() - scheduled) * 1000)
                     return
-                params = {"name": "score_fraud", "arguments": {"entity": card}, "_meta": meta}
-                body = orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": params})
-                async with session.post(f"{base}/mcp", data=body, headers=MCP_CALL_HEADERS) as response:
+                async with session.post(f"{base}/mcp", data=mcp_score(i, card), headers=MCP_CALL_HEADERS) as response:
                     answer = orjson.loads(await response.read())
                     if response.status == 200 and "result" in answer:  # a score, or "no events of" that card
                         by_mcp.append((time.perf_counter() - scheduled) * 1000)

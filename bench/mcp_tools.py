@@ -29,19 +29,13 @@ from typing import Any
 
 import aiohttp
 import orjson
-from freshness import MCP_CALL_HEADERS, percentile
+from freshness import MCP_CALL_HEADERS, mcp_score, percentile
 from mcp import Client
 from streamcore.apps.fraud.app import app
 from streamcore.apps.fraud.generate import TransactionGenerator
 
 from streamcore import Runner, RunSettings
 from streamcore.io.log import EmbeddedLog, TopicConfig
-
-META = {
-    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
-    "io.modelcontextprotocol/clientCapabilities": {},
-}
 
 
 def write_log(root: Path, cards: int) -> None:
@@ -69,8 +63,7 @@ async def measure(port: int, calls: int, cards: int) -> dict[str, list[float]]:
                 by_http = orjson.loads(await response.read())
             times["http"].append((time.perf_counter() - started) * 1000)
 
-            params = {"name": "score_fraud", "arguments": {"entity": card}, "_meta": META}
-            body = orjson.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": params})
+            body = mcp_score(i, card)
             started = time.perf_counter()
             async with http.post(f"{base}/mcp", data=body, headers=MCP_CALL_HEADERS) as response:
                 by_mcp = orjson.loads(await response.read())["result"]

@@ -315,7 +315,7 @@ class Runner(KafkaMembership):
                     )
                     limit = max(MIN_BATCH_RECORDS, min(max_records, int(YIELD_EVERY_S / max(seconds_per_record, 1e-9))))
                     idle_wait = IDLE_WAIT_MIN_S
-                elif source.at_end(task.positions):  # nothing fetched yet is not caught up (Kafka)
+                elif not run.caught_up and source.at_end(task.positions):  # nothing fetched yet is not (Kafka)
                     run.catch_up()
                 now = time.monotonic()
                 if item is None or now >= next_yield:

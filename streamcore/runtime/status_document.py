@@ -12,19 +12,8 @@ import time
 from typing import Any, Protocol
 
 from streamcore.dataflow.app import App
-from streamcore.dataflow.stream import (
-    FilterStep,
-    FunctionSink,
-    KeyByStep,
-    MapStep,
-    OperatorStep,
-    Pipeline,
-    ScoreStep,
-    ShuffleSink,
-    SinkStep,
-    Step,
-    TopicSink,
-)
+from streamcore.dataflow.graph import describe
+from streamcore.dataflow.stream import Pipeline
 from streamcore.io.owners import Owner
 from streamcore.online.views import OnlineState
 from streamcore.runtime.histograms import LoopHistograms
@@ -69,7 +58,7 @@ def status_document(worker: StatusSource, freshness: LoopHistograms, score: Loop
         "elapsed_s": round(status.elapsed_s, 3),
         "now_ms": int(now_ms),
         "poll_ms": POLL_MS,
-        "pipelines": [_pipeline(p) for p in worker.pipelines],
+        "pipelines": [describe(p) for p in worker.pipelines],
         "tasks": [_task(t, status.processing_time_ms, now_ms) for t in status.tasks],
         "views": [
             {
@@ -99,43 +88,6 @@ def status_document(worker: StatusSource, freshness: LoopHistograms, score: Loop
             {"topic": topic, "partition": partition, "url": owner.url, "views": list(owner.views)}
             for (topic, partition), owner in sorted(worker.partition_owners().items())
         ],
-    }
-
-
-def step_label(step: Step) -> str:
-    """How the graph names a step: what it does, and with what."""
-    if isinstance(step, MapStep):
-        return f"map({_name(step.fn)})"
-    if isinstance(step, FilterStep):
-        return f"filter({_name(step.fn)})"
-    if isinstance(step, KeyByStep):
-        return step.label
-    if isinstance(step, OperatorStep):
-        spec: Any = step.spec  # the runtime knows operators by their interface only
-        if hasattr(spec, "features"):
-            return f"features {spec.name}"
-        if hasattr(spec, "aggregations") and hasattr(spec, "kind"):
-            return f"{spec.kind} window: {', '.join(spec.aggregations)}"
-        return str(spec.name)
-    assert isinstance(step, ScoreStep)
-    return f"score({step.model} → {step.into})"
-
-
-def sink_label(sink: SinkStep) -> str:
-    if isinstance(sink, TopicSink):
-        return f"topic {sink.topic}"
-    if isinstance(sink, ShuffleSink):
-        return f"repartition {sink.topic}"
-    assert isinstance(sink, FunctionSink)
-    return f"sink {sink.label}"
-
-
-def _pipeline(pipeline: Pipeline) -> dict[str, Any]:
-    return {
-        "name": pipeline.name,
-        "source": pipeline.source,
-        "steps": [step_label(step) for step in pipeline.steps],
-        "sink": sink_label(pipeline.sink),
     }
 
 
@@ -178,7 +130,3 @@ def _merged(family: LoopHistograms, first_label: str) -> dict[str, Any]:
             counts = [a + b for a, b in zip(counts, child.counts, strict=True)]
             total += child.sum
     return {"bounds": [*family.bounds, None], "counts": counts, "sum": round(total, 6)}
-
-
-def _name(fn: Any) -> str:
-    return str(getattr(fn, "__name__", type(fn).__name__))

@@ -32,7 +32,7 @@ from aiohttp import web
 from streamcore.dataflow.stream import OperatorStep
 from streamcore.online.models import Model
 from streamcore.online.reads import EntityRead, NotOwned, SnapshotExpired, ViewDeclaration
-from streamcore.serving.guards import MAX_SNAPSHOT_TTL_MS, PinLedger, TooManyPins, bad_override
+from streamcore.serving.guards import MAX_SNAPSHOT_TTL_MS, PinLedger, TooManyPins, bad_overrides
 from streamcore.serving.served import SERVED_BY, ServedWorker
 
 PLAN = {"type": "string", "description": "a plan id from begin_plan: read as of the plan's snapshot (omit: live)"}
@@ -50,9 +50,12 @@ class ToolSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class _View:
+class DeclaredView:
+    """A feature view as the app declares it, the stream that keeps it, and its features' schemas."""
+
     declaration: ViewDeclaration
     stream: str
+    features: dict[str, dict[str, Any]]
 
 
 Call = Callable[[Mapping[str, Any], str], Awaitable[dict[str, Any]]]
@@ -65,13 +68,13 @@ def tool_name(prefix: str, name: str) -> str:
     return prefix + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def declared_views(worker: ServedWorker) -> dict[str, _View]:
+def declared_views(worker: ServedWorker) -> dict[str, DeclaredView]:
     """The feature views the app's streams keep, by name, as the app declares them."""
     views = {}
     for pipeline in worker.app.pipelines:
         for step in pipeline.steps:
             if isinstance(step, OperatorStep) and isinstance(step.spec, ViewDeclaration):
-                views[step.spec.name] = _View(step.spec, pipeline.name)
+                views[step.spec.name] = DeclaredView(step.spec, pipeline.name, step.spec.feature_schemas())
     return views
 
 
@@ -135,8 +138,8 @@ class AgentTools:
         return {"plan": plan, "ended": True}
 
     # -- features -------------------------------------------------------------------------------
-    def _get_spec(self, name: str, view: _View) -> ToolSpec:
-        schemas = view.declaration.feature_schemas()
+    def _get_spec(self, name: str, view: DeclaredView) -> ToolSpec:
+        schemas = view.features
         listing = "; ".join(f"{feature}: {schema.get('description', '')}" for feature, schema in schemas.items())
         about = view.declaration.description or f"Features of a {view.declaration.entity}, kept by stream {view.stream}"
         return ToolSpec(
@@ -159,7 +162,7 @@ class AgentTools:
             _only(args, {"entity", "plan", "features"})
             entity, plan = _entity_arg(args), _plan(args)
             wanted = args.get("features")
-            known = list(self.views[view].declaration.feature_schemas())
+            known = list(self.views[view].features)
             if wanted is not None and (not isinstance(wanted, list) or not set(wanted) <= set(known)):
                 raise ToolError(f"features must be a list of feature names of view {view!r}: {known}")
             try:
@@ -214,7 +217,7 @@ class AgentTools:
     # -- models ---------------------------------------------------------------------------------
     def _score_spec(self, model: Model) -> ToolSpec:
         view = self.views.get(model.view)
-        schemas = view.declaration.feature_schemas() if view is not None else {}
+        schemas = view.features if view is not None else {}
         entity = view.declaration.entity if view is not None else "entity"
         overrides = {
             name: {"type": ["number", "null"], "description": schemas.get(name, {}).get("description", name)}
@@ -243,11 +246,8 @@ class AgentTools:
             _only(args, {"entity", "overrides", "plan"})
             entity, plan = _entity_arg(args), _plan(args)
             overrides = args.get("overrides") or {}
-            if not isinstance(overrides, Mapping):
-                raise ToolError("overrides must be an object of feature name to number")
-            for feature, value in overrides.items():
-                if (problem := bad_override(feature, value)) is not None:
-                    raise ToolError(problem)
+            if (problem := bad_overrides(overrides)) is not None:
+                raise ToolError(problem)
             try:
                 read = self._read(model.view, entity, plan)
             except NotOwned as exc:

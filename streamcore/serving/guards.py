@@ -2,7 +2,7 @@
 
 The server (`streamcore.serving.http`) installs `json_errors` and answers through
 `json_response` / `error_response`; `HeaderDeadline` wraps aiohttp's protocol per
-connection; `read_body` and `bad_override` bound what a request may carry.
+connection; `read_body`, `bad_overrides` and `bad_ttl` bound what a request may carry.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -64,7 +64,17 @@ async def read_body(request: web.Request) -> dict[str, Any] | web.Response:
     return body
 
 
-def bad_override(name: str, value: Any) -> str | None:
+def bad_overrides(overrides: Any) -> str | None:
+    """Why `overrides` cannot replace a model's inputs, or None if they can (HTTP and MCP)."""
+    if not isinstance(overrides, Mapping):
+        return "overrides must be an object of feature name to number (or null)"
+    for name, value in overrides.items():
+        if (problem := _bad_override(name, value)) is not None:
+            return problem
+    return None
+
+
+def _bad_override(name: str, value: Any) -> str | None:
     """Why an override value cannot be a model input, or None if it can."""
     if value is None:
         return None  # the feature is missing, as the model's `missing` value stands for

@@ -60,7 +60,7 @@ from streamcore.serving.guards import (
     HeaderDeadline,
     PinLedger,
     TooManyPins,
-    bad_override,
+    bad_overrides,
     bad_ttl,
     error_response,
     json_errors,
@@ -257,11 +257,8 @@ class Server:
         if not isinstance(entity, str) or not entity:
             return error_response(400, 'give the entity to score: {"entity": "<key>"}')
         overrides = body.get("overrides") or {}
-        if not isinstance(overrides, dict):
-            return error_response(400, "overrides must be an object of feature name to value")
-        for feature, value in overrides.items():
-            if (problem := bad_override(feature, value)) is not None:
-                return error_response(400, problem)
+        if (problem := bad_overrides(overrides)) is not None:
+            return error_response(400, problem)
         snapshot = body.get("snapshot")
         if snapshot is not None and not isinstance(snapshot, str):
             return error_response(400, "snapshot must be a snapshot id string")

@@ -55,6 +55,28 @@ def _json(value: Any) -> tuple[str, Any]:
     return raw.decode(), orjson.loads(raw)
 
 
+def _resources(tools: AgentTools) -> list[types.Resource]:
+    """The topology, and each view's schema."""
+    resources = [
+        types.Resource(
+            uri=TOPOLOGY_URI,
+            name="topology",
+            description="The app's streams and their steps, feature views and models",
+            mime_type="application/json",
+        )
+    ]
+    for name, view in sorted(tools.views.items()):
+        resources.append(
+            types.Resource(
+                uri=VIEW_URI + name,
+                name=f"view {name}",
+                description=view.declaration.description or f"Feature view {name}: its features' schemas",
+                mime_type="application/json",
+            )
+        )
+    return resources
+
+
 class McpEndpoint:
     """The SDK's server for one worker's tools, and the aiohttp handler that answers ``/mcp``."""
 
@@ -82,6 +104,18 @@ class McpEndpoint:
         self.manager = StreamableHTTPSessionManager(
             self.server, stateless=True, json_response=True, security_settings=security
         )
+        self._tools = types.ListToolsResult(  # the app's tools and resources do not change while it runs
+            tools=[
+                types.Tool(
+                    name=spec.name,
+                    description=spec.description,
+                    input_schema=spec.input_schema,
+                    annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+                )
+                for spec in tools.specs
+            ]
+        )
+        self._resources = types.ListResourcesResult(resources=_resources(tools))
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -112,17 +146,7 @@ class McpEndpoint:
 
     # -- handlers ---------------------------------------------------------------------------------
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(
-            tools=[
-                types.Tool(
-                    name=spec.name,
-                    description=spec.description,
-                    input_schema=spec.input_schema,
-                    annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
-                )
-                for spec in self.tools.specs
-            ]
-        )
+        return self._tools
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         client = getattr(getattr(ctx.request, "client", None), "host", None) or "mcp"
@@ -134,32 +158,15 @@ class McpEndpoint:
         return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=data)
 
     async def _list_resources(self, ctx: Any, params: Any) -> types.ListResourcesResult:
-        resources = [
-            types.Resource(
-                uri=TOPOLOGY_URI,
-                name="topology",
-                description="The app's streams and their steps, feature views and models",
-                mime_type="application/json",
-            )
-        ]
-        for name, view in sorted(self.tools.views.items()):
-            resources.append(
-                types.Resource(
-                    uri=VIEW_URI + name,
-                    name=f"view {name}",
-                    description=view.declaration.description or f"Feature view {name}: its features' schemas",
-                    mime_type="application/json",
-                )
-            )
-        return types.ListResourcesResult(resources=resources)
+        return self._resources
 
     async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         uri = str(params.uri)
         view = self.tools.views.get(uri.removeprefix(VIEW_URI)) if uri.startswith(VIEW_URI) else None
         if uri == TOPOLOGY_URI:
-            document = topology(self.tools.worker)
+            document = topology(self.tools.worker, self.tools.views)
         elif view is not None:
-            document = view_document(view.declaration, view.stream)
+            document = view_document(view)
         else:
             raise MCPError(INVALID_PARAMS, f"no resource {uri!r}; resources/list names them")
         text, _ = _json(document)

@@ -128,7 +128,7 @@ def test_the_sdk_client_lists_tools_built_from_the_apps_views_and_models(worker:
         assert "spending velocity" in (tools["get_card"].description or "")  # the view's own description
         assert "probability" in (tools["score_fraud"].description or "")  # the model's
         assert resources == {"streamcore://topology", "streamcore://views/card", "streamcore://views/card_decisions"}
-        assert topology["streams"][0]["steps"][:3] == ["key_by('card')", "FeatureView(card)", "score(fraud)"]
+        assert topology["streams"][0]["steps"][:3] == ["key_by('card')", "features card", "score(fraud → score)"]
         assert topology["views"]["card"]["features"]["merchants_5m"]["type"] == "integer"
 
     asyncio.run(check())
