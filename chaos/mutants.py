@@ -47,15 +47,6 @@ MUTANTS = (
         "embedded",
     ),
     Mutant(
-        "watermark-not-restored",
-        "a restarted task starts its watermark from nothing, so it accepts what was late before the crash",
-        "streamcore/runtime/task.py",
-        'self.tracker.restore(meta["watermark"])',
-        "pass",
-        ("kill9",),
-        "embedded",
-    ),
-    Mutant(
         "positions-before-outputs",
         "a checkpoint's positions are written without flushing the outputs first (they may die with the process)",
         "streamcore/runtime/task_run.py",
@@ -68,6 +59,15 @@ MUTANTS = (
 
 
 SOMETIMES = (
+    Mutant(
+        "watermark-not-restored",
+        "a restarted task starts its watermark from nothing, so it accepts what was late before the crash",
+        "streamcore/runtime/task.py",
+        'self.tracker.restore(meta["watermark"])',
+        "pass",
+        ("kill9",),  # 2 of 8 runs: only a late record in the first few after a restart shows it (the TCK's
+        "embedded",  # 12_crash_and_recover catches it every time, in the tests)
+    ),
     Mutant(
         "no-zombie-guards",
         "a worker evicted from the group still replicates its checkpoints to the changelog, and the new owner"
