@@ -1,34 +1,49 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """The compiled twin of `features.FeatureOperator`: a view's per-event update and its reads.
 
-`FeatureKernel.process` does what the reference's `process` does for an event whose
-fields are plain: read and check every feature's value, admit the event, add it to the
-panes of every rolling feature and to every latest one, store the entity and send the
-event on. `compute` is the reference's `compute`. Both work on the reference's own state
-layout (per feature a list of ``[pane start, accumulator]``, or ``[event time, value]``),
-in place and with the same Python values, so a checkpoint, a snapshot copy or a restore
-cannot tell which path wrote an entity, and the two paths can take turns on one state:
+The kernel keeps each entity flat: one `FlatEntity` per entity, whose panes are C words
+in one buffer (a pane's start and its accumulator: a count, an exact int64 or a double
+with its type, a mean's sum and count), and whose latest values and distinct-value lists
+are the only Python objects. The reference keeps the same state as lists (per rolling
+feature ``[[pane start, accumulator], ...]``, per latest one ``[event time, value]``);
+`FlatEntity.lists()` gives exactly those lists, so a checkpoint, a snapshot copy or a
+restore writes and reads the reference's JSON, whichever path wrote an entity:
 
-* an event the kernel does not read itself (not a dict, a missing or mistyped field, a
-  value a built-in aggregation refuses) goes to the reference's `process` whole, which
-  applies it or raises the error the contract names; nothing was changed before that;
-* a read at a reference time that is not an integer (no event applied yet) is the
-  reference's `compute`.
+* ``encode_state`` writes a flat entity through its ``json_data()`` (the lists);
+* an entity read back (a checkpoint, a snapshot's copy) is lists until the kernel next
+  changes it: `process` and `compute` turn it flat first (`from_lists`);
+* what the flat layout cannot hold goes to the reference, whole, with the entity as
+  lists: an event the kernel does not read itself (not a dict, a missing or mistyped
+  field, a value a built-in aggregation refuses), an integer that leaves int64 (an
+  exact sum of large integers), a read at a reference time that is not an integer.
+  Nothing was changed before that.
 
-``tests/unit/test_compiled_features.py`` drives both with the same random events.
+``tests/unit/test_compiled_features.py`` drives both paths with the same random events.
 """
 
+cimport cython
 from cpython.dict cimport PyDict_GetItem
-from cpython.number cimport PyNumber_Add
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_Insert, PyList_New, PyList_SET_ITEM
+from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
+from cpython.float cimport PyFloat_FromDouble
+from cpython.number cimport PyNumber_Add, PyNumber_TrueDivide
 from cpython.object cimport PyObject, PyObject_RichCompareBool
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.set cimport PySet_Add, PySet_GET_SIZE
 from libc.math cimport isfinite
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t, intptr_t
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free
+from libc.stdio cimport snprintf
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memmove, strlen
+
+from orjson import dumps as _dumps
 
 cdef extern from "Python.h":
-    int Py_EQ
+    int Py_EQ, Py_LT, Py_LE, Py_GT, Py_GE
+    int Py_DTSF_ADD_DOT_0
+    char *PyOS_double_to_string(double value, char format_code, int precision, int flags, int *kind) except NULL
 
 DEF MAX_FEATURES = 64
 
@@ -50,28 +65,493 @@ MAX_SPAN_MS = 1 << 60
 
 cdef object _NEG_INF = float("-inf")
 
+# -- numbers: what a Python int (within int64) or float accumulator is, and its arithmetic ---------
+cdef enum Tag:
+    INT = 0
+    DBL = 1
 
-cdef inline int64_t _start_of(object pair):
-    """A pane's start: the first item of its ``[start, accumulator]``."""
-    return <int64_t>(<object>PyList_GET_ITEM(pair, 0))
+cdef struct Num:
+    int64_t tag
+    int64_t i
+    double d
 
 
-cdef inline bint _is_number(object value):
-    """What a built-in numeric aggregation accepts: an int (not a bool) or a finite float."""
+cdef extern from *:
+    """
+    #include <stdint.h>
+    static inline int streamcore_add_overflows(int64_t a, int64_t b, int64_t *out) {
+        return __builtin_add_overflow(a, b, out);
+    }
+    """
+    bint _add_overflows "streamcore_add_overflows"(int64_t a, int64_t b, int64_t *out)
+
+
+cdef inline bint _num_of(object value, Num *out):
+    """`value` (an int or a float) as a `Num`; False for an int beyond int64 (or anything else)."""
+    cdef int overflow = 0
     cdef type kind = type(value)
-    return kind is int or (kind is float and isfinite(<double>value))
-
-
-cdef inline bint _same_distinct(object a, object b) except -1:
-    """`aggregations._same`: equal values, where a bool and a number are never the same."""
-    if (type(a) is bool) != (type(b) is bool):
+    if kind is float:
+        out.tag, out.d = DBL, <double>value
+        return True
+    if kind is not int:
         return False
-    return PyObject_RichCompareBool(a, b, Py_EQ)
+    out.i = PyLong_AsLongLongAndOverflow(value, &overflow)
+    out.tag = INT
+    return overflow == 0
 
 
+cdef inline object _num_object(Num n):
+    return PyLong_FromLongLong(n.i) if n.tag == INT else PyFloat_FromDouble(n.d)
+
+
+cdef inline bint _add(Num *acc, Num value):
+    """``acc = acc + value`` as Python adds an int or a float; False if an int sum leaves int64."""
+    cdef int64_t total
+    if acc.tag == INT and value.tag == INT:
+        if _add_overflows(acc.i, value.i, &total):
+            return False
+        acc.i = total
+        return True
+    acc.d = (<double>acc.i if acc.tag == INT else acc.d) + (<double>value.i if value.tag == INT else value.d)
+    acc.tag = DBL
+    return True
+
+
+cdef inline bint _compare(Num a, Num b, int op) except -1:
+    """``a <op> b`` exactly, as Python compares ints and floats (mixed ones through Python)."""
+    if a.tag == INT and b.tag == INT:
+        if op == Py_LT:
+            return a.i < b.i
+        if op == Py_LE:
+            return a.i <= b.i
+        if op == Py_GT:
+            return a.i > b.i
+        return a.i >= b.i
+    if a.tag == DBL and b.tag == DBL:
+        if op == Py_LT:
+            return a.d < b.d
+        if op == Py_LE:
+            return a.d <= b.d
+        if op == Py_GT:
+            return a.d > b.d
+        return a.d >= b.d
+    return PyObject_RichCompareBool(_num_object(a), _num_object(b), op)
+
+
+# -- the flat layout of one entity -------------------------------------------------------------
+cdef inline int _width(int kind):
+    """Words per pane of a kind: its start (a latest value's event time), then its accumulator."""
+    if kind == MEAN:
+        return 4  # start, the sum's tag, the sum's bits, the count
+    if kind == SUM or kind == MIN or kind == MAX:
+        return 3  # start, tag, int64 or double bits
+    return 2  # COUNT: start, count; DISTINCT: start, its list of values; LATEST: time, value (owned references)
+
+
+cdef struct Span:
+    int32_t n  # panes in use, in start order
+    int32_t cap  # panes there is room for
+    int32_t off  # the first word of the feature's panes
+
+
+@cython.final
+cdef class Layout:
+    """What every entity of one view shares: each feature's kind and pane width."""
+
+    cdef int count
+    cdef int kinds[MAX_FEATURES]
+    cdef int widths[MAX_FEATURES]
+
+    def __init__(self, list kinds):
+        cdef int i
+        self.count = len(kinds)
+        for i in range(self.count):
+            self.kinds[i] = kinds[i]
+            self.widths[i] = _width(kinds[i])
+
+
+cdef inline double _dbl(int64_t *word):
+    cdef double d
+    memcpy(&d, word, 8)
+    return d
+
+
+cdef inline void _set_dbl(int64_t *word, double d):
+    memcpy(word, &d, 8)
+
+
+cdef inline Num _load(int64_t *tagged):
+    """The `Num` at a pane's tag word (the next word holds its bits)."""
+    cdef Num n
+    n.tag, n.i, n.d = tagged[0], 0, 0
+    if n.tag == INT:
+        n.i = tagged[1]
+    else:
+        n.d = _dbl(tagged + 1)
+    return n
+
+
+cdef inline void _store(int64_t *tagged, Num n):
+    tagged[0] = n.tag
+    if n.tag == INT:
+        tagged[1] = n.i
+    else:
+        _set_dbl(tagged + 1, n.d)
+
+
+@cython.final
+@cython.no_gc
+cdef class FlatEntity:
+    """One entity's features as C words: per feature a run of panes in start order.
+
+    ``mem`` holds a `Span` per feature, then the panes. Python objects in it (latest values,
+    distinct-value lists) are owned references, released when a pane goes or the entity
+    does. It holds no object that could refer back to it, so the collector need not see it.
+    """
+
+    cdef Layout layout
+    cdef char *mem
+    cdef Span *spans
+    cdef int64_t *words
+
+    def __dealloc__(self):
+        cdef int i
+        cdef int32_t j
+        if self.mem is NULL:
+            return
+        for i in range(self.layout.count):
+            if self.layout.kinds[i] == DISTINCT or self.layout.kinds[i] == LATEST:
+                for j in range(self.spans[i].n):
+                    Py_XDECREF(<PyObject *><intptr_t>self._pane(i, j)[1])
+        free(self.mem)
+
+    cdef inline int64_t *_pane(self, int i, int32_t j):
+        return self.words + self.spans[i].off + j * self.layout.widths[i]
+
+    cdef int _allocate(self, int32_t *caps) except -1:
+        """A buffer with room for `caps[i]` panes of each feature, the current panes copied in."""
+        cdef int i, count = self.layout.count
+        cdef Py_ssize_t header = ((count * sizeof(Span) + 7) // 8) * 8, total = 0
+        for i in range(count):
+            total += caps[i] * self.layout.widths[i]
+        cdef char *mem = <char *>malloc(header + total * 8)
+        if mem is NULL:
+            raise MemoryError()
+        cdef Span *spans = <Span *>mem
+        cdef int64_t *words = <int64_t *>(mem + header)
+        cdef int32_t off = 0
+        for i in range(count):
+            spans[i].cap, spans[i].off = caps[i], off
+            spans[i].n = 0 if self.mem is NULL else self.spans[i].n
+            if spans[i].n:
+                memcpy(words + off, self._pane(i, 0), spans[i].n * self.layout.widths[i] * 8)
+            off += caps[i] * self.layout.widths[i]
+        free(self.mem)
+        self.mem, self.spans, self.words = mem, spans, words
+        return 0
+
+    cdef int _room_for_one_more(self, int i) except -1:
+        cdef int32_t caps[MAX_FEATURES]
+        cdef int k
+        if self.spans[i].n < self.spans[i].cap:
+            return 0
+        for k in range(self.layout.count):
+            caps[k] = self.spans[k].cap
+        caps[i] = 2 * caps[i] if caps[i] else 1
+        return self._allocate(caps)
+
+    cdef int32_t _find(self, int i, int64_t start, int32_t *at):
+        """The index of the pane of `start` (or -1), and in `at` where it is or would go."""
+        cdef int32_t j = self.spans[i].n
+        cdef int64_t found
+        while j:
+            found = self._pane(i, j - 1)[0]
+            if found == start:
+                at[0] = j - 1
+                return j - 1
+            if found < start:
+                break
+            j -= 1
+        at[0] = j
+        return -1
+
+    cdef int _insert(self, int i, int32_t at, int64_t start) except -1:
+        """Open a pane of `start` at index `at` (its accumulator words are the caller's to set)."""
+        self._room_for_one_more(i)
+        cdef int width = self.layout.widths[i]
+        cdef int64_t *pane = self._pane(i, at)
+        memmove(pane + width, pane, (self.spans[i].n - at) * width * 8)
+        self.spans[i].n += 1
+        pane[0] = start
+        return 0
+
+    cdef void _drop_before(self, int i, int64_t pane_ms, int64_t oldest):
+        """Drop the panes that end at or before `oldest`: they left the window."""
+        cdef int32_t gone = 0, n = self.spans[i].n
+        cdef int width = self.layout.widths[i]
+        while gone < n and self._pane(i, gone)[0] + pane_ms <= oldest:
+            if self.layout.kinds[i] == DISTINCT:
+                Py_DECREF(<object><PyObject *><intptr_t>self._pane(i, gone)[1])
+            gone += 1
+        if gone:
+            memmove(self._pane(i, 0), self._pane(i, gone), (n - gone) * width * 8)
+            self.spans[i].n = n - gone
+
+    def lists(self):
+        """The reference's state of this entity: per feature its panes or latest value, as lists."""
+        cdef int i, kind
+        cdef int32_t j
+        cdef int64_t *pane
+        cdef list out = [], panes
+        for i in range(self.layout.count):
+            kind = self.layout.kinds[i]
+            if kind == LATEST:
+                if self.spans[i].n:
+                    pane = self._pane(i, 0)
+                    out.append([pane[0], <object><PyObject *><intptr_t>pane[1]])
+                else:
+                    out.append(None)
+                continue
+            panes = []
+            for j in range(self.spans[i].n):
+                pane = self._pane(i, j)
+                if kind == COUNT:
+                    acc = pane[1]
+                elif kind == MEAN:
+                    acc = [_num_object(_load(pane + 1)), pane[3]]
+                elif kind == DISTINCT:
+                    acc = list(<list><PyObject *><intptr_t>pane[1])
+                else:
+                    acc = _num_object(_load(pane + 1))
+                panes.append([pane[0], acc])
+            out.append(panes)
+        return out
+
+    def json_data(self):
+        """What `encode_state` writes for this entity: the reference's lists."""
+        return self.lists()
+
+    def json_bytes(self):
+        """The JSON of `json_data()`, written straight from the words (None where a value
+        needs `encode_state`'s exact writer: a non-finite sum, or a value orjson refuses)."""
+        cdef Out out
+        out.data, out.size, out.cap = NULL, 0, 0
+        try:
+            if self._write_json(&out):
+                return PyBytes_FromStringAndSize(out.data, out.size)
+            return None
+        finally:
+            free(out.data)
+
+    cdef bint _write_json(self, Out *out) except -1:
+        cdef int i, kind
+        cdef int32_t j
+        cdef int64_t *pane
+        _put(out, b"[", 1)
+        for i in range(self.layout.count):
+            kind = self.layout.kinds[i]
+            if i:
+                _put(out, b",", 1)
+            if kind == LATEST:
+                if not self.spans[i].n:
+                    _put(out, b"null", 4)
+                    continue
+                pane = self._pane(i, 0)
+                _put(out, b"[", 1)
+                _put_int(out, pane[0])
+                _put(out, b",", 1)
+                if not _put_value(out, <object><PyObject *><intptr_t>pane[1]):
+                    return False
+                _put(out, b"]", 1)
+                continue
+            _put(out, b"[", 1)
+            for j in range(self.spans[i].n):
+                pane = self._pane(i, j)
+                _put(out, b",[" if j else b"[", 2 if j else 1)
+                _put_int(out, pane[0])
+                _put(out, b",", 1)
+                if kind == COUNT:
+                    _put_int(out, pane[1])
+                elif kind == DISTINCT:
+                    if not _put_value(out, <object><PyObject *><intptr_t>pane[1]):
+                        return False
+                elif kind == MEAN:
+                    _put(out, b"[", 1)
+                    if not _put_number(out, _load(pane + 1)):
+                        return False
+                    _put(out, b",", 1)
+                    _put_int(out, pane[3])
+                    _put(out, b"]", 1)
+                elif not _put_number(out, _load(pane + 1)):
+                    return False
+                _put(out, b"]", 1)
+            _put(out, b"]", 1)
+        _put(out, b"]", 1)
+        return True
+
+
+# -- JSON written straight from the words --------------------------------------------------
+cdef struct Out:
+    char *data
+    Py_ssize_t size
+    Py_ssize_t cap
+
+
+cdef int _put(Out *out, const char *text, Py_ssize_t n) except -1:
+    cdef Py_ssize_t cap
+    cdef char *grown
+    if out.size + n > out.cap:
+        cap = max(2 * out.cap, out.size + n + 256)
+        grown = <char *>realloc(out.data, cap)
+        if grown is NULL:
+            raise MemoryError()
+        out.data, out.cap = grown, cap
+    memcpy(out.data + out.size, text, n)
+    out.size += n
+    return 0
+
+
+cdef int _put_int(Out *out, int64_t value) except -1:
+    cdef char text[24]
+    return _put(out, text, snprintf(text, 24, "%lld", <long long>value))
+
+
+cdef bint _put_number(Out *out, Num n) except -1:
+    """An int, or a float as Python's repr writes it (it reads back bit for bit); False if not finite."""
+    if n.tag == INT:
+        _put_int(out, n.i)
+        return True
+    if not isfinite(n.d):
+        return False
+    cdef char *text = PyOS_double_to_string(n.d, b"r", 0, Py_DTSF_ADD_DOT_0, NULL)
+    try:
+        _put(out, text, strlen(text))
+    finally:
+        PyMem_Free(text)
+    return True
+
+
+cdef bint _put_value(Out *out, object value) except -1:
+    """A latest value or a list of distinct values, by orjson; False where it is not exact."""
+    try:
+        raw = _dumps(value)
+    except TypeError:
+        return False  # an int beyond 64 bits, an unpaired surrogate
+    if value is not None and b"null" in raw:
+        return False  # perhaps a non-finite float, which orjson writes as null
+    _put(out, raw, len(raw))
+    return True
+
+
+cdef FlatEntity _empty(Layout layout):
+    cdef FlatEntity entity = FlatEntity.__new__(FlatEntity)
+    cdef int32_t caps[MAX_FEATURES]
+    cdef int i
+    entity.layout = layout
+    for i in range(layout.count):
+        caps[i] = 1
+    entity._allocate(caps)
+    return entity
+
+
+cdef bint _int64(object value, int64_t *out):
+    cdef int overflow = 0
+    if type(value) is not int:
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return overflow == 0
+
+
+cdef FlatEntity _from_lists(Layout layout, object state):
+    """The flat twin of an entity's reference state, or None where the layout cannot hold it."""
+    cdef int i, kind
+    cdef int32_t caps[MAX_FEATURES]
+    cdef int32_t j
+    cdef int64_t start, count = 0
+    cdef Num n
+    cdef int64_t *pane
+    n.tag, n.i, n.d = INT, 0, 0
+    if type(state) is not list or PyList_GET_SIZE(state) != layout.count:
+        return None
+    for i in range(layout.count):
+        feature = <object>PyList_GET_ITEM(state, i)
+        if layout.kinds[i] == LATEST:
+            caps[i] = 1
+            if feature is not None and (type(feature) is not list or len(feature) != 2 or not _int64(feature[0], &start)):
+                return None
+        elif type(feature) is not list:
+            return None
+        else:
+            caps[i] = max(1, PyList_GET_SIZE(feature))
+    cdef FlatEntity entity = FlatEntity.__new__(FlatEntity)
+    entity.layout = layout
+    entity._allocate(caps)
+    for i in range(layout.count):
+        kind = layout.kinds[i]
+        feature = <object>PyList_GET_ITEM(state, i)
+        if kind == LATEST:
+            if feature is not None:
+                pane = entity._pane(i, 0)
+                _int64(feature[0], &pane[0])
+                value = feature[1]
+                Py_INCREF(value)
+                pane[1] = <intptr_t><PyObject *>value
+                entity.spans[i].n = 1
+            continue
+        for j in range(PyList_GET_SIZE(feature)):
+            pair = <object>PyList_GET_ITEM(feature, j)
+            if type(pair) is not list or len(pair) != 2 or not _int64(pair[0], &start):
+                return None
+            if j and start <= entity._pane(i, j - 1)[0]:
+                return None  # not in start order: not a state the reference writes
+            acc = pair[1]
+            pane = entity._pane(i, j)
+            pane[0] = start
+            if kind == COUNT:
+                if not _int64(acc, &pane[1]):
+                    return None
+            elif kind == MEAN:
+                if type(acc) is not list or len(acc) != 2 or not _num_of(acc[0], &n) or not _int64(acc[1], &count):
+                    return None
+                _store(pane + 1, n)
+                pane[3] = count
+            elif kind == DISTINCT:
+                if type(acc) is not list:
+                    return None
+                values = list(acc)
+                Py_INCREF(values)
+                pane[1] = <intptr_t><PyObject *>values
+            else:
+                if not _num_of(acc, &n):
+                    return None
+                _store(pane + 1, n)
+            entity.spans[i].n = j + 1
+    return entity
+
+
+def as_lists(state):
+    """An entity's state as the reference keeps it (lists, or None): a flat one is converted."""
+    return (<FlatEntity>state).lists() if type(state) is FlatEntity else state
+
+
+def from_lists(list kinds, state):
+    """The flat twin of a reference state for a view of these kinds, or None (for tests)."""
+    return _from_lists(Layout(kinds), state)
+
+
+# -- the kernel ------------------------------------------------------------------------------
+cdef struct Change:  # one rolling feature's change for the event being applied, worked out before any is made
+    bint out  # the event is older than the feature's window: it skips it
+    bint new_value  # DISTINCT: the value is not in its pane yet
+    Num acc  # the pane's new accumulator (COUNT: acc.i; MEAN: the sum)
+    int64_t count  # MEAN: the pane's new count
+
+
+@cython.final
 cdef class FeatureKernel:
     """One view's features: kinds, windows and fields as C arrays, and the view's `now`."""
 
+    cdef Layout layout
     cdef int count
     cdef int kinds[MAX_FEATURES]
     cdef int64_t overs[MAX_FEATURES]
@@ -79,16 +559,17 @@ cdef class FeatureKernel:
     cdef tuple names, fields, types
     cdef int64_t now_ms
     cdef bint has_now
-    cdef object store, emit, admit, fallback, fallback_compute
+    cdef object store, emit, admit, fallback, fallback_with, fallback_compute
     cdef bint check_future
     cdef object wanted_for  # the last `names` argument of compute, and its mask
     cdef bint wanted[MAX_FEATURES]
-    cdef list added  # per event: each rolling feature's new accumulator
+    cdef Change changes[MAX_FEATURES]
 
     def __init__(self, list kinds, list overs, list panes, tuple names, tuple fields, tuple types):
         cdef int i
         if len(kinds) > MAX_FEATURES:
             raise ValueError(f"a kernel holds at most {MAX_FEATURES} features")
+        self.layout = Layout(kinds)
         self.count = len(kinds)
         for i in range(self.count):
             self.kinds[i] = kinds[i]
@@ -97,12 +578,12 @@ cdef class FeatureKernel:
         self.names, self.fields, self.types = names, fields, types
         self.has_now = False
         self.wanted_for = None
-        self.added = [None] * self.count
 
-    def bind(self, store, emit, admit, bint check_future, fallback, fallback_compute):
-        """Where entities live, where events go, and the reference's `process` and `compute`."""
+    def bind(self, store, emit, admit, bint check_future, fallback, fallback_with, fallback_compute):
+        """Where entities live, where events go, and the reference's `process`,
+        `process_state` (an event applied to a given state) and `compute`."""
         self.store, self.emit, self.admit, self.check_future = store, emit, admit, check_future
-        self.fallback, self.fallback_compute = fallback, fallback_compute
+        self.fallback, self.fallback_with, self.fallback_compute = fallback, fallback_with, fallback_compute
 
     @property
     def now(self):
@@ -120,6 +601,7 @@ cdef class FeatureKernel:
     def process(self, key, event, ts):
         """Apply `event` of entity `key` at event time `ts` to every feature, then emit it."""
         cdef PyObject *values[MAX_FEATURES]
+        cdef Num numbers[MAX_FEATURES]
         cdef PyObject *found
         cdef int i, kind
         cdef object field, kind_of
@@ -143,64 +625,109 @@ cdef class FeatureKernel:
                     return self.fallback(key, event, ts)
             elif not _is_number(<object>found):
                 return self.fallback(key, event, ts)
+            elif not _num_of(<object>found, &numbers[i]):
+                return self.fallback(key, event, ts)  # an int beyond int64: the reference's exact sum
             values[i] = found
         cdef int64_t at = ts
         cdef int64_t now = at if not self.has_now or at > self.now_ms else self.now_ms
         store = self.store
         state = store.get_for_update(key)
-        cdef list entity = self._empty_state() if state is None else <list>state
-        cdef list added = self.added
-        for i in range(self.count):  # every accumulator first: one that raises leaves the state as it was
-            if self.kinds[i] != LATEST:
-                added[i] = self._added(<list>entity[i], i, at, now, None if values[i] is NULL else <object>values[i])
+        cdef FlatEntity entity
+        if state is None:
+            entity = _empty(self.layout)
+        elif type(state) is FlatEntity:
+            entity = <FlatEntity>state
+        else:
+            entity = _from_lists(self.layout, state)
+            if entity is None:
+                return self.fallback_with(key, event, ts, state)
+        for i in range(self.count):  # every change worked out first: one that cannot be made changes nothing
+            if self.kinds[i] != LATEST and not self._change(entity, i, at, now, values[i], &numbers[i]):
+                return self.fallback_with(key, event, ts, entity.lists())
         if self.check_future:
             self.admit(ts)
         self.now_ms, self.has_now = now, True
         for i in range(self.count):
             if self.kinds[i] == LATEST:
-                latest = entity[i]
-                if latest is None or at >= <int64_t>(<list>latest)[0]:
-                    entity[i] = [ts, <object>values[i]]
+                _set_latest(entity, i, at, <object>values[i])
             else:
-                _store_pane(<list>entity[i], self.panes[i], now - self.overs[i], at, added[i])
+                self._apply(entity, i, at, now, <object>values[i] if values[i] is not NULL else None)
         store.put(key, entity)
         return self.emit(key, event, ts)
 
-    cdef list _empty_state(self):
-        cdef list state = PyList_New(self.count)
-        cdef int i
-        cdef object slot
-        for i in range(self.count):
-            slot = None if self.kinds[i] == LATEST else []
-            Py_INCREF(slot)
-            PyList_SET_ITEM(state, i, slot)
-        return state
-
-    cdef object _added(self, list panes, int i, int64_t at, int64_t now, object value):
-        """`features._added`: the accumulator of the pane of `at` with `value` in it, or `_OUT`."""
+    cdef bint _change(self, FlatEntity entity, int i, int64_t at, int64_t now, PyObject *value, Num *number) except -1:
+        """`features._added` into ``changes[i]``; False if the new sum would leave int64."""
+        cdef Change *change = &self.changes[i]
         cdef int64_t pane = self.panes[i]
         cdef int64_t start = at - at % pane
-        cdef int64_t pane_start
-        cdef Py_ssize_t j
+        cdef int32_t where
         cdef int kind = self.kinds[i]
-        if start + pane <= now - self.overs[i]:
-            return _OUT  # older than the window: it can never be read
-        for j in range(PyList_GET_SIZE(panes) - 1, -1, -1):
-            pair = <list>PyList_GET_ITEM(panes, j)
-            pane_start = <int64_t>pair[0]
-            if pane_start == start:
-                return _add_value(kind, pair[1], value)
-            if pane_start < start:
-                break
-        return _add_value(kind, _create(kind), value)
+        change.out = start + pane <= now - self.overs[i]
+        if change.out:
+            return True  # older than the window: it can never be read
+        cdef int32_t j = entity._find(i, start, &where)
+        cdef int64_t *old = NULL if j < 0 else entity._pane(i, j)
+        if kind == COUNT:
+            change.acc.tag, change.acc.i = INT, (1 if old is NULL else old[1] + 1)
+        elif kind == DISTINCT:
+            change.new_value = old is NULL or not _listed(<list><PyObject *><intptr_t>old[1], <object>value)
+        elif kind == SUM or kind == MEAN:
+            if old is NULL:
+                change.acc.tag, change.acc.i = INT, 0
+                change.count = 1
+            else:
+                change.acc = _load(old + 1)
+                change.count = old[3] + 1 if kind == MEAN else 0
+            return _add(&change.acc, number[0])
+        else:  # MIN, MAX: the new value if it is smaller (larger), else the pane's
+            change.acc = number[0]
+            if old is not NULL and not _compare(number[0], _load(old + 1), Py_LT if kind == MIN else Py_GT):
+                change.acc = _load(old + 1)
+        return True
+
+    cdef int _apply(self, FlatEntity entity, int i, int64_t at, int64_t now, object value) except -1:
+        """`features._store_pane`: drop panes that left the window, put ``changes[i]`` in the pane of `at`."""
+        cdef Change *change = &self.changes[i]
+        cdef int64_t pane_ms = self.panes[i]
+        cdef int32_t where = 0
+        cdef int kind = self.kinds[i]
+        entity._drop_before(i, pane_ms, now - self.overs[i])
+        if change.out:
+            return 0
+        cdef int64_t start = at - at % pane_ms
+        cdef int32_t j = entity._find(i, start, &where)
+        if j < 0:
+            entity._insert(i, where, start)
+        cdef int64_t *pane = entity._pane(i, where)
+        if kind == COUNT:
+            pane[1] = change.acc.i
+        elif kind == DISTINCT:
+            if j < 0:
+                values = [value]
+                Py_INCREF(values)
+                pane[1] = <intptr_t><PyObject *>values
+            elif change.new_value:
+                PyList_Append(<list><PyObject *><intptr_t>pane[1], value)
+        else:
+            _store(pane + 1, change.acc)
+            if kind == MEAN:
+                pane[3] = change.count
+        return 0
 
     # -- reads ----------------------------------------------------------------------------------
     def compute(self, state, reference, names=None):
         """Every feature's value (or those in `names`) as of `reference`, from an entity's state."""
         cdef int i, kind
         cdef bint everything = names is None
-        if type(reference) is not int or (state is not None and type(state) is not list):
-            return self.fallback_compute(state, reference, names)
+        cdef FlatEntity entity = None
+        if type(reference) is not int:
+            return self.fallback_compute(as_lists(state), reference, names)
+        if type(state) is FlatEntity:
+            entity = <FlatEntity>state
+        elif state is not None:
+            entity = _from_lists(self.layout, state)
+            if entity is None:
+                return self.fallback_compute(state, reference, names)
         if not everything and names is not self.wanted_for:  # other names than last time: their mask
             for i in range(self.count):
                 self.wanted[i] = self.names[i] in names
@@ -212,108 +739,92 @@ cdef class FeatureKernel:
                 continue
             kind = self.kinds[i]
             if kind == LATEST:
-                latest = None if state is None else <object>PyList_GET_ITEM(state, i)
-                out[self.names[i]] = None if latest is None else <object>PyList_GET_ITEM(latest, 1)
-            else:
-                out[self.names[i]] = self._rolling(
-                    None if state is None else <list>PyList_GET_ITEM(state, i), i, at
-                )
+                if entity is None or not entity.spans[i].n:
+                    out[self.names[i]] = None
+                else:
+                    out[self.names[i]] = <object><PyObject *><intptr_t>entity._pane(i, 0)[1]
+                continue
+            value = self._rolling(entity, i, at)
+            if value is _OVERFLOW:
+                return self.fallback_compute(entity.lists(), reference, names)
+            out[self.names[i]] = value
         return out
 
-    cdef object _rolling(self, list panes, int i, int64_t at):
+    cdef object _rolling(self, FlatEntity entity, int i, int64_t at):
         """The reference's merge of the panes overlapping ``(at - over, at]``, and its result."""
         cdef int kind = self.kinds[i]
-        cdef int64_t pane = self.panes[i]
+        cdef int64_t pane_ms = self.panes[i]
         cdef int64_t oldest = at - self.overs[i]
-        cdef Py_ssize_t j, n = 0 if panes is None else PyList_GET_SIZE(panes)
-        cdef int64_t start
-        cdef object acc = _create(kind), part
+        cdef int32_t j, n = 0 if entity is None else entity.spans[i].n
+        cdef int64_t *pane
+        cdef int64_t count = 0
+        cdef bint some = False
+        cdef Num acc, part
         cdef set seen, seen_bools
+        acc.tag, acc.i, acc.d = INT, 0, 0
         if kind == DISTINCT:
             seen, seen_bools = set(), set()
         for j in range(n):
-            pair = <object>PyList_GET_ITEM(panes, j)
-            start = _start_of(pair)
-            if start + pane <= oldest or start > at:
+            pane = entity._pane(i, j)
+            if pane[0] + pane_ms <= oldest or pane[0] > at:
                 continue
-            part = <object>PyList_GET_ITEM(pair, 1)
-            if kind == COUNT or kind == SUM:
-                acc = PyNumber_Add(acc, part)
-            elif kind == MEAN:
-                acc = [PyNumber_Add(acc[0], part[0]), PyNumber_Add(acc[1], part[1])]
-            elif kind == MIN:
-                if acc is None or (part is not None and not acc <= part):
-                    acc = part
-            elif kind == MAX:
-                if acc is None or (part is not None and not acc >= part):
-                    acc = part
-            else:
-                for value in part:
+            if kind == COUNT:
+                if _add_overflows(acc.i, pane[1], &acc.i):
+                    return _OVERFLOW
+            elif kind == SUM or kind == MEAN:
+                if not _add(&acc, _load(pane + 1)):
+                    return _OVERFLOW
+                if kind == MEAN:
+                    count += pane[3]
+            elif kind == DISTINCT:
+                for value in <list><PyObject *><intptr_t>pane[1]:
                     PySet_Add(seen_bools if type(value) is bool else seen, value)
+            else:  # MIN, MAX: the reference's merge keeps the earlier of equal values
+                part = _load(pane + 1)
+                if not some or not _compare(acc, part, Py_LE if kind == MIN else Py_GE):
+                    acc = part
+                some = True
         if kind == DISTINCT:
             return PySet_GET_SIZE(seen) + PySet_GET_SIZE(seen_bools)
         if kind == MEAN:
-            if not acc[1]:
-                return None
-            try:
-                return acc[0] / acc[1]
-            except OverflowError:
-                return None
-        return acc
+            return None if not count else PyNumber_TrueDivide(_num_object(acc), count)
+        if kind == MIN or kind == MAX:
+            return _num_object(acc) if some else None
+        return _num_object(acc)
 
 
-cdef object _OUT = object()  # `features._OUT_OF_WINDOW`
+cdef object _OVERFLOW = object()  # a merged int sum left int64: the reference merges it exactly
 
 
-cdef int _store_pane(list panes, int64_t pane, int64_t oldest, int64_t at, object acc) except -1:
-    """`features._store_pane`: drop panes that left the window, put `acc` in the pane of `at`."""
-    cdef Py_ssize_t n = PyList_GET_SIZE(panes), gone = 0, j
-    while gone < n and _start_of(<object>PyList_GET_ITEM(panes, gone)) + pane <= oldest:
-        gone += 1
-    if gone:
-        del panes[:gone]
-        n -= gone
-    if acc is _OUT:
-        return 0
-    cdef int64_t start = at - at % pane
-    j = n
-    while j and _start_of(<object>PyList_GET_ITEM(panes, j - 1)) > start:
-        j -= 1
-    if j and _start_of(<object>PyList_GET_ITEM(panes, j - 1)) == start:
-        (<list>PyList_GET_ITEM(panes, j - 1))[1] = acc
-    else:
-        PyList_Insert(panes, j, [start, acc])
-    return 0
+cdef inline bint _is_number(object value):
+    """What a built-in numeric aggregation accepts: an int (not a bool) or a finite float."""
+    cdef type kind = type(value)
+    return kind is int or (kind is float and isfinite(<double>value))
 
 
-cdef inline object _create(int kind):
-    """Each built-in aggregation's `create()`."""
-    if kind == COUNT or kind == SUM:
-        return 0
-    if kind == MEAN:
-        return [0, 0]
-    if kind == DISTINCT:
-        return []
-    return None
+cdef inline bint _same_distinct(object a, object b) except -1:
+    """`aggregations._same`: equal values, where a bool and a number are never the same."""
+    if (type(a) is bool) != (type(b) is bool):
+        return False
+    return PyObject_RichCompareBool(a, b, Py_EQ)
 
 
-cdef object _add_value(int kind, object acc, object value):
-    """Each built-in aggregation's `add(acc, value)`, as its Python reference computes it.
-
-    Sums call `PyNumber_Add` itself: Cython's own ``+`` on objects returns the float of
-    ``0 + -0.0`` as ``-0.0`` (it skips adding a zero), where Python gives ``0.0``."""
+cdef bint _listed(list values, object value) except -1:
     cdef Py_ssize_t j
-    if kind == COUNT:
-        return acc + 1
-    if kind == SUM:
-        return PyNumber_Add(acc, value)
-    if kind == MEAN:
-        return [PyNumber_Add(acc[0], value), acc[1] + 1]
-    if kind == MIN:
-        return value if acc is None or value < acc else acc
-    if kind == MAX:
-        return value if acc is None or value > acc else acc
-    for j in range(PyList_GET_SIZE(acc)):  # DISTINCT
-        if _same_distinct(value, <object>PyList_GET_ITEM(acc, j)):
-            return acc
-    return acc + [value]
+    for j in range(PyList_GET_SIZE(values)):
+        if _same_distinct(value, <object>PyList_GET_ITEM(values, j)):
+            return True
+    return False
+
+
+cdef int _set_latest(FlatEntity entity, int i, int64_t at, object value) except -1:
+    """A latest feature takes the value of an event at least as new as the one it holds."""
+    cdef int64_t *pane = entity._pane(i, 0)
+    if entity.spans[i].n and at < pane[0]:
+        return 0
+    Py_INCREF(value)
+    if entity.spans[i].n:
+        Py_DECREF(<object><PyObject *><intptr_t>pane[1])
+    pane[0], pane[1] = at, <intptr_t><PyObject *>value
+    entity.spans[i].n = 1
+    return 0

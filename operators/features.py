@@ -196,10 +196,13 @@ class FeatureOperator:
     # -- per event ----------------------------------------------------------------------------
     def process(self, key: str, event: Any, ts: int) -> Any:
         """Apply the event to every feature of `key`, all of them or (if anything raises) none."""
+        return self.process_state(key, event, ts, self._as_lists(self.store.get_for_update(key)))
+
+    def process_state(self, key: str, event: Any, ts: int, state: list[Any] | None) -> Any:
+        """`process`, given the entity's current `state` (as lists; None if it has none)."""
         values = [self._extract(plan, event) for plan in self.plans]
         now = ts if ts > self.now else self.now
         store = self.store
-        state = store.get_for_update(key)
         if state is None:
             state = _empty_state(self.plans)
         added = _accumulators(self.plans, state, values, ts, now)
@@ -235,6 +238,11 @@ class FeatureOperator:
                 f"field {agg.field!r} (feature {plan.name!r}) is {type(value).__name__}, not a scalar to count"
             )
         return value
+
+    @staticmethod
+    def _as_lists(state: Any) -> Any:
+        """An entity's state in the reference's layout (the compiled kernel keeps its own)."""
+        return state
 
     # -- reads (FeatureReader) -----------------------------------------------------------------
     def reference(self) -> float:
@@ -310,10 +318,15 @@ def _compute(plans: list[Plan], state: Any, reference: Any, names: Iterable[str]
 class CompiledFeatureOperator(FeatureOperator):
     """A `FeatureOperator` whose per-event update and reads run in the compiled kernel.
 
-    The kernel works on the same entity state; whatever it does not read itself (an event
-    that is not a plain dict of the view's fields, say) it hands to the reference methods
-    of this same operator, so the two take turns on one state and one `now`.
+    The kernel keeps entities flat (`FlatEntity`), which checkpoint as the reference's
+    lists; whatever it does not read itself (an event that is not a plain dict of the
+    view's fields, say) it hands to the reference methods of this same operator, with the
+    entity as lists, so the two take turns on one state and one `now`.
     """
+
+    @staticmethod
+    def _as_lists(state: Any) -> Any:
+        return _kernel.as_lists(state)
 
     def __init__(self, view: FeatureView, context: OperatorContext, kinds: list[int]) -> None:
         """`kinds`: each plan's kind in the kernel (`_kernel_kinds`), which covers them all."""
@@ -335,6 +348,7 @@ class CompiledFeatureOperator(FeatureOperator):
             self.admit,
             check_future,
             partial(reference.process, self),
+            partial(reference.process_state, self),
             partial(reference.compute, self),
         )
         self.process = self._kernel.process  # type: ignore[method-assign]

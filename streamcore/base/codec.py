@@ -33,13 +33,14 @@ _EXACT = b"\x00"
 def encode_state(value: Any) -> bytes:
     """`value` as bytes that `decode_state` turns back into an equal value (floats bit for bit).
 
-    Raises ``TypeError`` if `value` is not JSON data (numbers, strings, lists, dicts, bools, None).
+    Raises ``TypeError`` if `value` is not JSON data (numbers, strings, lists, dicts, bools, None,
+    or an object whose ``json_data()`` gives JSON data: it is written as that data).
     """
     try:
-        raw = orjson.dumps(value)
+        raw = orjson.dumps(value, default=_written_json)
     except TypeError:  # an integer beyond 64 bits, or a surrogate (or not JSON data at all)
         return _exact(value)
-    if b"null" in raw and _has_non_finite(value):  # orjson wrote inf or nan as null
+    if b"null" in raw and _has_non_finite(_plain(value)):  # orjson wrote inf or nan as null
         return _exact(value)
     return raw
 
@@ -61,9 +62,38 @@ def encode_output(value: Any) -> bytes:
     return json.dumps(_finite_or_null(value), ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
+def _json_data(value: Any) -> Any:
+    """The JSON data an object stands for, if it says (``json_data()``): state an operator
+    keeps in a layout of its own, written as the data it holds."""
+    as_data = getattr(value, "json_data", None)
+    if as_data is None:
+        raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+    return as_data()
+
+
+def _written_json(value: Any) -> Any:
+    """orjson's `default`: the JSON an object writes itself (``json_bytes()``, None where it
+    cannot write it exactly), else the data it stands for (`_json_data`)."""
+    as_bytes = getattr(value, "json_bytes", None)
+    raw = None if as_bytes is None else as_bytes()
+    return _json_data(value) if raw is None else orjson.Fragment(raw)
+
+
 def _exact(value: Any) -> bytes:
+    value = _plain(value)
     _check_keys(value)
     return _EXACT + json.dumps(value, ensure_ascii=True, allow_nan=True, separators=(",", ":")).encode()
+
+
+def _plain(value: Any) -> Any:
+    """`value` with every object that stands for JSON data (`_json_data`) replaced by that data."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return _plain(_json_data(value))
 
 
 def _check_keys(value: Any) -> None:

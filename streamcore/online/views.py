@@ -40,6 +40,8 @@ from streamcore.online.reads import (
 )
 from streamcore.state.keyed import KeyedState
 
+_NOT_UPDATING: tuple[None, bytes, None] = (None, b"", None)
+
 
 class EntityStore:
     """Per-entity state of one feature view: KeyedState plus versions for pinned snapshots.
@@ -63,6 +65,8 @@ class EntityStore:
         """When the checkpoint its reads come from was taken, while they are not current: its
         task let the partition go, or gained it and is catching up (None otherwise)."""
         self._reference_at: dict[int, Any] = {}  # pinned epoch -> the reader's reference then
+        self._updating: tuple[str | None, bytes, Any] = _NOT_UPDATING
+        """The entity the stream last read for update or wrote, its key and its record."""
 
     # -- writes (from the operator, during a batch) ------------------------------------------
     def get_for_update(self, entity: str) -> Any:
@@ -72,6 +76,7 @@ class EntityStore:
         """
         key = entity.encode()
         record = self.keyed.get(key)
+        self._updating = (entity, key, record)
         if record is None:
             return None
         online = self.online
@@ -84,9 +89,21 @@ class EntityStore:
         return record[0]
 
     def put(self, entity: str, state: Any) -> None:
-        """Store the entity's state; the record being processed is noted as its newest event."""
+        """Store the entity's state; the record being processed is noted as its newest event.
+
+        Right after `get_for_update` of the same entity (the common case) its record is
+        changed in place: the get already kept what a checkpoint or a snapshot needs of it.
+        """
         partition, offset, arrival = self.stream.current_arrival()
-        self.keyed.put(entity.encode(), [state, arrival, partition, offset, self.online.epoch + 1])
+        epoch = self.online.epoch + 1
+        updating, key, record = self._updating
+        if updating is entity and record is not None:
+            record[0], record[1], record[2], record[3], record[4] = state, arrival, partition, offset, epoch
+            self.keyed.changed(key)
+        else:
+            key, record = entity.encode(), [state, arrival, partition, offset, epoch]
+            self.keyed.put(key, record)
+        self._updating = (entity, key, record)
 
     def pinned(self, epoch: int) -> None:
         """A snapshot of `epoch` was pinned: remember the reader's reference as of now."""
@@ -116,6 +133,9 @@ class EntityStore:
     # -- reads (between batches) ------------------------------------------------------------
     def record_as_of(self, entity: str, epoch: int | None) -> Any:
         """The entity's record now, or as of a pinned epoch (None: it had no state then)."""
+        updating, _, record = self._updating
+        if epoch is None and updating is entity:
+            return record  # what the stream just read or wrote (a model scores the event's entity)
         key = entity.encode()
         current = self.keyed.get(key)
         if epoch is None or (current is not None and current[4] <= epoch):

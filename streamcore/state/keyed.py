@@ -69,6 +69,12 @@ class KeyedState:
         self._cache[key] = value
         self._dirty.add(key)
 
+    def changed(self, key: bytes) -> None:
+        """The value `get` just returned for `key` was changed in place: it is written at the
+        next checkpoint (call it before anything else touches the state: `get` already
+        kept what a checkpoint being taken needs)."""
+        self._dirty.add(key)
+
     def delete(self, key: bytes) -> None:
         self.put(key, _DELETED)
 
