@@ -9,7 +9,7 @@
   in the task's single atomic WriteBatch. Nothing reaches RocksDB between checkpoints, so
   a crash leaves exactly the last checkpoint.
 * After a checkpoint, clean entries beyond `capacity` are evicted, least recently used
-  first. Dirty entries are never evicted, so memory is bounded by the capacity plus what
+  first (recency counts from when the cache is half full; before that, in insertion order). Dirty entries are never evicted, so memory is bounded by the capacity plus what
   changed in one checkpoint interval.
 * A checkpoint can be taken in steps while the stream goes on (`begin_checkpoint`,
   `encode_some`, `write_encoded`, `end_checkpoint`): the cut is taken at once, entries
@@ -43,8 +43,12 @@ class KeyedState:
         self.namespace = namespace
         self.capacity = capacity
         self._cache: dict[bytes, Any] = {}  # insertion order = recency (a hit moves a key to the end)
-        self._dirty: set[bytes] = set()
-        self._pending: set[bytes] = set()  # in the checkpoint being taken, not encoded yet
+        self._track_recency_from = capacity // 2
+        """Below this many entries a hit leaves a key where it is: nothing is evicted before the
+        cache holds more than `capacity`, and every key used from half full on is moved after
+        those used before (two dict operations per access saved while the cache fills)."""
+        self._dirty: dict[bytes, None] = {}  # a dict, not a set: in the order keys first changed
+        self._pending: dict[bytes, None] = {}  # in the checkpoint being taken, not encoded yet
         self._writer: StateWriter | None = None  # where the checkpoint being taken goes
         self.hits = self.misses = self.evictions = 0
 
@@ -52,28 +56,34 @@ class KeyedState:
         if self._pending and key in self._pending:
             self._capture(key)  # the caller may change the value it gets
         cache = self._cache
-        value = cache.pop(key, _MISSING)
+        if len(cache) > self._track_recency_from:
+            value = cache.pop(key, _MISSING)
+            if value is not _MISSING:
+                cache[key] = value  # the most recently used, last
+        else:
+            value = cache.get(key, _MISSING)
         if value is _MISSING:
             self.misses += 1
             raw = self.store.get(self.namespace, key)
-            value = _DELETED if raw is None else decode_state(raw)
+            value = cache[key] = _DELETED if raw is None else decode_state(raw)
         else:
             self.hits += 1
-        cache[key] = value
         return default if value is _DELETED else value
 
     def put(self, key: bytes, value: Any) -> None:
         if self._pending and key in self._pending:
             self._capture(key)
-        self._cache.pop(key, None)
-        self._cache[key] = value
-        self._dirty.add(key)
+        cache = self._cache
+        if len(cache) > self._track_recency_from:
+            cache.pop(key, None)
+        cache[key] = value
+        self._dirty[key] = None
 
     def changed(self, key: bytes) -> None:
         """The value `get` just returned for `key` was changed in place: it is written at the
         next checkpoint (call it before anything else touches the state: `get` already
         kept what a checkpoint being taken needs)."""
-        self._dirty.add(key)
+        self._dirty[key] = None
 
     def delete(self, key: bytes) -> None:
         self.put(key, _DELETED)
@@ -101,14 +111,24 @@ class KeyedState:
 
         Its entries are encoded into `writer` (the checkpoint's write batch) by `encode_some`.
         """
-        self._pending, self._dirty = self._dirty, set()
+        self._pending, self._dirty = self._dirty, {}
         self._writer = writer
 
     def encode_some(self, limit: int) -> bool:
         """Encode up to `limit` entries into the checkpoint; True when all are encoded."""
-        pending = self._pending
-        for _ in range(min(limit, len(pending))):
-            self._encode(pending.pop())
+        pending, cache, writer = self._pending, self._cache, self._writer
+        assert writer is not None, "encode outside a checkpoint"
+        put = writer.put
+        try:
+            for _ in range(min(limit, len(pending))):
+                key = pending.popitem()[0]  # newest first: entries made in a row sit in memory in a row
+                value = cache[key]
+                if value is _DELETED:
+                    writer.delete(key)
+                else:
+                    put(key, encode_state(value))  # `_encode`, inline: this loop writes every changed entry
+        except TypeError as exc:
+            raise _not_json(self.namespace, key, exc) from exc
         return not pending
 
     def end_checkpoint(self) -> None:
@@ -123,7 +143,7 @@ class KeyedState:
             self.evictions += len(evictable)
 
     def _capture(self, key: bytes) -> None:
-        self._pending.discard(key)
+        self._pending.pop(key, None)
         self._encode(key)
 
     def _encode(self, key: bytes) -> None:
@@ -136,6 +156,8 @@ class KeyedState:
         try:
             writer.put(key, encode_state(value))
         except TypeError as exc:
-            raise StateError(
-                f"keyed state {self.namespace!r}, key {key!r}: the value is not JSON data ({exc})"
-            ) from exc
+            raise _not_json(self.namespace, key, exc) from exc
+
+
+def _not_json(namespace: str, key: bytes, exc: TypeError) -> StateError:
+    return StateError(f"keyed state {namespace!r}, key {key!r}: the value is not JSON data ({exc})")

@@ -173,8 +173,12 @@ class CheckpointWrite:
         """Entries and checkpoint record in one atomic write: no journal to write, apply and delete."""
         assert self._meta is not None
         batch = self._store.batch()
+        put = batch.put
         for key, value in self._entries.items():
-            _apply(batch, key, value)
+            if value:
+                put(key, value)  # `_apply`, inline: every entry of the checkpoint
+            else:
+                batch.delete(key)  # `_DELETE`
         batch.put(_META_KEY, self._direct_meta)
         self._store._write(batch, sync=False)
         self._journaled = self._committed = True

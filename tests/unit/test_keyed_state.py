@@ -90,6 +90,29 @@ def test_dirty_entries_are_never_evicted_before_a_checkpoint(tmp_path: Path) -> 
     store.close()
 
 
+def test_the_least_recently_used_entries_go_first_once_the_cache_is_half_full(tmp_path: Path) -> None:
+    store = TaskStore(tmp_path / "db")
+    state = KeyedState(store, "ns", capacity=4)
+    for key in (b"a", b"b"):  # below half full: no recency kept, nothing could be evicted yet
+        state.put(key, 1)
+    state.get(b"a")
+    for key in (b"c", b"d"):
+        state.put(key, 1)
+    commit(store, state)
+    state.get(b"a")  # from half full on, a use moves a key after the others
+    state.get(b"c")
+    state.put(b"e", 1)
+    state.put(b"f", 1)
+    commit(store, state)  # 6 entries, capacity 4: the two least recently used go
+    assert state.evictions == 2
+    state.hits = state.misses = 0
+    for key in (b"a", b"c", b"e", b"f"):
+        state.get(key)
+    assert state.misses == 0
+    assert state.get(b"b") == 1 and state.get(b"d") == 1 and state.misses == 2  # read back from RocksDB
+    store.close()
+
+
 @dataclass(frozen=True)
 class RunningCountSpec:
     """A user-defined stateful operator: per-key running count, emitted on every event."""
