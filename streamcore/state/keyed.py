@@ -9,7 +9,8 @@
   in the task's single atomic WriteBatch. Nothing reaches RocksDB between checkpoints, so
   a crash leaves exactly the last checkpoint.
 * After a checkpoint, clean entries beyond `capacity` are evicted, least recently used
-  first (recency counts from when the cache is half full; before that, in insertion order). Dirty entries are never evicted, so memory is bounded by the capacity plus what
+  first (recency counts from when the cache is half full; before that, insertion order).
+  Dirty entries are never evicted, so memory is bounded by the capacity plus what
   changed in one checkpoint interval.
 * A checkpoint can be taken in steps while the stream goes on (`begin_checkpoint`,
   `encode_some`, `write_encoded`, `end_checkpoint`): the cut is taken at once, entries
