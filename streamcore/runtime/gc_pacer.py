@@ -42,8 +42,7 @@ class GcPacer:
         gc.set_threshold(young, max(middle, MIDDLE_GENERATION_THRESHOLD), old)
         self._next = time.monotonic() + self.every_s
         self._next_full = time.monotonic() + self.full_every_s
-        gc.collect()
-        gc.freeze()
+        gc.freeze()  # no collection first: the start-up's cycles wait for the first full one
 
     def tick(self) -> None:
         """Call often (the runner does, when it publishes); freezes survivors when due."""

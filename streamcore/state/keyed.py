@@ -43,6 +43,7 @@ class KeyedState:
         self.store = store
         self.namespace = namespace
         self.capacity = capacity
+        self._read = store.getter(namespace)
         self._cache: dict[bytes, Any] = {}  # insertion order = recency (a hit moves a key to the end)
         self._track_recency_from = capacity // 2
         """Below this many entries a hit leaves a key where it is: nothing is evicted before the
@@ -65,7 +66,7 @@ class KeyedState:
             value = cache.get(key, _MISSING)
         if value is _MISSING:
             self.misses += 1
-            raw = self.store.get(self.namespace, key)
+            raw = self._read(key)
             value = cache[key] = _DELETED if raw is None else decode_state(raw)
         else:
             self.hits += 1

@@ -272,6 +272,11 @@ class TaskStore:
         """One value of an operator namespace as of the last checkpoint."""
         return cast("bytes | None", self._db.get(_namespace_prefix(namespace) + key))
 
+    def getter(self, namespace: str) -> Callable[[bytes], bytes | None]:
+        """`get` of one namespace, its key prefix made once (a cache misses on every new key)."""
+        prefix = _namespace_prefix(namespace)
+        return lambda key: cast("bytes | None", self._db.get(prefix + key))
+
     def scan(self, namespace: str) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) of an operator namespace, in key order."""
         prefix = _namespace_prefix(namespace)
