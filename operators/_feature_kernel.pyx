@@ -521,7 +521,7 @@ cdef FlatEntity _from_lists(Layout layout, object state):
     cdef int i, kind
     cdef int32_t caps[MAX_FEATURES]
     cdef int32_t j
-    cdef int64_t start, count = 0
+    cdef int64_t start = 0, count = 0
     cdef Num n
     cdef int64_t *pane
     n.tag, n.i, n.d = INT, 0, 0
@@ -650,6 +650,10 @@ cdef class FeatureKernel:
             self.has_now = False
         else:
             self.now_ms, self.has_now = int(value), True
+
+    def reference(self):
+        """`now`, as a method: what the view's reads are as of (`FeatureReader.reference`)."""
+        return self.now_ms if self.has_now else _NEG_INF
 
     # -- per event ------------------------------------------------------------------------------
     def process(self, key, event, ts):

@@ -353,6 +353,7 @@ class CompiledFeatureOperator(FeatureOperator):
         )
         self.process = self._kernel.process  # type: ignore[method-assign]
         self.compute = self._kernel.compute  # type: ignore[method-assign]
+        self.reference = self._kernel.reference  # type: ignore[method-assign]
 
     @property
     def now(self) -> float:
