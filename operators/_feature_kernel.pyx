@@ -117,24 +117,24 @@ cdef inline bint _add(Num *acc, Num value):
     return True
 
 
+cdef inline bint _holds(int order, int op):
+    """Whether ``a <op> b`` holds, given the order of a and b (-1, 0, 1)."""
+    if op == Py_LT:
+        return order < 0
+    if op == Py_LE:
+        return order <= 0
+    if op == Py_GT:
+        return order > 0
+    return order >= 0
+
+
 cdef inline bint _compare(Num a, Num b, int op) except -1:
-    """``a <op> b`` exactly, as Python compares ints and floats (mixed ones through Python)."""
+    """``a <op> b`` exactly, as Python compares ints and floats (mixed ones through Python;
+    the values are finite, so two doubles are always ordered)."""
     if a.tag == INT and b.tag == INT:
-        if op == Py_LT:
-            return a.i < b.i
-        if op == Py_LE:
-            return a.i <= b.i
-        if op == Py_GT:
-            return a.i > b.i
-        return a.i >= b.i
+        return _holds((a.i > b.i) - (a.i < b.i), op)
     if a.tag == DBL and b.tag == DBL:
-        if op == Py_LT:
-            return a.d < b.d
-        if op == Py_LE:
-            return a.d <= b.d
-        if op == Py_GT:
-            return a.d > b.d
-        return a.d >= b.d
+        return _holds((a.d > b.d) - (a.d < b.d), op)
     return PyObject_RichCompareBool(_num_object(a), _num_object(b), op)
 
 
