@@ -340,17 +340,11 @@ class CompiledFeatureOperator(FeatureOperator):
             tuple(plan.type if isinstance(plan, _LatestPlan) else None for plan in plans),
         )
         super().__init__(view, context)
-        check_future = context.admit is not admit_any
-        reference = FeatureOperator
-        self._kernel.bind(
-            self.store,
-            self.emit,
-            self.admit,
-            check_future,
-            partial(reference.process, self),
-            partial(reference.process_state, self),
-            partial(reference.compute, self),
-        )
+        reference = FeatureOperator  # what the kernel hands to the reference: process, process_state, compute
+        fallbacks = [
+            partial(method, self) for method in (reference.process, reference.process_state, reference.compute)
+        ]
+        self._kernel.bind(self.store, self.emit, self.admit, context.admit is not admit_any, *fallbacks)
         self.process = self._kernel.process  # type: ignore[method-assign]
         self.compute = self._kernel.compute  # type: ignore[method-assign]
         self.reference = self._kernel.reference  # type: ignore[method-assign]
@@ -368,16 +362,10 @@ def _kernel_kinds(plans: list[Plan]) -> list[int] | None:
     """Each plan's kind code in the kernel, or None if the kernel does not cover them all."""
     if _kernel is None or len(plans) > _kernel.MAX_FEATURE_COUNT:
         return None
-    kinds = []
-    for plan in plans:
-        if isinstance(plan, _LatestPlan):
-            kinds.append(_kernel.KINDS["latest"])
-            continue
-        name = _KIND_NAMES.get(type(plan.aggregation))
-        if name is None or plan.over > _kernel.MAX_SPAN_MS:
-            return None
-        kinds.append(_kernel.KINDS[name])
-    return kinds
+    names = ["latest" if isinstance(plan, _LatestPlan) else _KIND_NAMES.get(type(plan.aggregation)) for plan in plans]
+    if None in names or any(isinstance(plan, _RollingPlan) and plan.over > _kernel.MAX_SPAN_MS for plan in plans):
+        return None
+    return [_kernel.KINDS[name] for name in names]
 
 
 def _added(panes: list[list[Any]], plan: _RollingPlan, ts: int, value: Any, now: float) -> Any:
