@@ -197,12 +197,27 @@ cdef class FlatEntity:
     def json_bytes(self):
         """The JSON of `json_data()`, written straight from the words (None where a value
         needs `encode_state`'s exact writer: a non-finite sum, or a value orjson refuses)."""
+        return self.json_in_list(())
+
+    def json_in_list(self, tuple numbers):
+        """The JSON of ``[json_data(), *numbers]`` (integers), as `json_bytes` writes it: how
+        the online state's record holds an entity beside where its newest event came from."""
         cdef Out out
+        cdef int64_t number
         out.data, out.size, out.cap = NULL, 0, 0
         try:
-            if self._write_json(&out):
-                return PyBytes_FromStringAndSize(out.data, out.size)
-            return None
+            if numbers:
+                _put(&out, b"[", 1)
+            if not self._write_json(&out):
+                return None
+            for item in numbers:
+                if not _int64(item, &number):
+                    return None
+                _put(&out, b",", 1)
+                _put_int(&out, number)
+            if numbers:
+                _put(&out, b"]", 1)
+            return PyBytes_FromStringAndSize(out.data, out.size)
         finally:
             free(out.data)
 

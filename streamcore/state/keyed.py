@@ -23,6 +23,7 @@ value a record can carry, such as integers beyond 64 bits).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from streamcore.base.codec import decode_state, encode_state
@@ -44,6 +45,7 @@ class KeyedState:
         self.namespace = namespace
         self.capacity = capacity
         self._read = store.getter(namespace)
+        self._encode_value: Callable[[Any], bytes] = encode_state
         self._cache: dict[bytes, Any] = {}  # insertion order = recency (a hit moves a key to the end)
         self._track_recency_from = capacity // 2
         """Below this many entries a hit leaves a key where it is: nothing is evicted before the
@@ -80,6 +82,11 @@ class KeyedState:
             cache.pop(key, None)
         cache[key] = value
         self._dirty[key] = None
+
+    def encode_with(self, encode: Callable[[Any], bytes]) -> None:
+        """Checkpoint values with `encode` (of the values this state holds: `encode_state`'s
+        bytes, or bytes `decode_state` reads back as equal JSON data) instead of `encode_state`."""
+        self._encode_value = encode
 
     def changed(self, key: bytes) -> None:
         """The value `get` just returned for `key` was changed in place: it is written at the
@@ -118,7 +125,7 @@ class KeyedState:
 
     def encode_some(self, limit: int) -> bool:
         """Encode up to `limit` entries into the checkpoint; True when all are encoded."""
-        pending, cache, writer = self._pending, self._cache, self._writer
+        pending, cache, writer, encode = self._pending, self._cache, self._writer, self._encode_value
         assert writer is not None, "encode outside a checkpoint"
         put = writer.put
         try:
@@ -128,7 +135,7 @@ class KeyedState:
                 if value is _DELETED:
                     writer.delete(key)
                 else:
-                    put(key, encode_state(value))  # `_encode`, inline: this loop writes every changed entry
+                    put(key, encode(value))  # `_encode`, inline: this loop writes every changed entry
         except TypeError as exc:
             raise _not_json(self.namespace, key, exc) from exc
         return not pending
@@ -156,7 +163,7 @@ class KeyedState:
             writer.delete(key)
             return
         try:
-            writer.put(key, encode_state(value))
+            writer.put(key, self._encode_value(value))
         except TypeError as exc:
             raise _not_json(self.namespace, key, exc) from exc
 
