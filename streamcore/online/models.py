@@ -45,6 +45,15 @@ class Score(NamedTuple):
         return {"score": self.value, "fallback": self.reason, "latency_ms": round(self.latency_ms, 3)}
 
 
+_clock = time.perf_counter
+
+
+def _score_of(value: Any, latency_ms: float) -> Score:
+    """A score the model gave in time (the tuple made directly: a named tuple's own ``__new__``
+    is a Python function, and one is made per event)."""
+    return tuple.__new__(Score, (value, False, None, latency_ms))
+
+
 @dataclass
 class ModelStats:
     """Scores and fallbacks by reason (latencies go to the metrics' histogram)."""
@@ -101,7 +110,9 @@ class Model:
     def inputs(self, features: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The model's inputs from an entity's features (plus overrides); unknown names are errors."""
         chosen = {name: features.get(name) for name in self.features}
-        for name, value in (overrides or {}).items():
+        if not overrides:
+            return chosen
+        for name, value in overrides.items():
             if name not in chosen:
                 raise KeyError(f"model {self.name!r} does not read a feature {name!r}; it reads {list(self.features)}")
             chosen[name] = value
@@ -136,16 +147,20 @@ class Model:
         return result
 
     def _score(self, inputs: dict[str, Any]) -> Score:
-        started = time.perf_counter()
+        started = _clock()
         try:
-            value = self._checked(self._invoke(inputs))
-            reason = None
+            value = self._invoke(inputs)
+            if type(value) is not float or not math.isfinite(value):  # the common case, without a call
+                value = self._checked(value)
         except Exception as exc:  # noqa: BLE001 - a failing model takes its fallback, the stream goes on
-            value, reason = self.fallback, f"error:{type(exc).__name__}"
-        latency = (time.perf_counter() - started) * 1000
-        if reason is None and latency > self.timeout_ms:
-            value, reason = self.fallback, "timeout"
-        result = Score(value, reason is not None, reason, latency)
+            result = Score(self.fallback, True, f"error:{type(exc).__name__}", (_clock() - started) * 1000)
+        else:
+            latency = (_clock() - started) * 1000
+            result = (
+                _score_of(value, latency)
+                if latency <= self.timeout_ms
+                else Score(self.fallback, True, "timeout", latency)
+            )
         self.stats.record(result)
         return result
 
