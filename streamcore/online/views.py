@@ -65,7 +65,6 @@ class EntityStore:
         """When the checkpoint its reads come from was taken, while they are not current: its
         task let the partition go, or gained it and is catching up (None otherwise)."""
         self._reference_at: dict[int, Any] = {}  # pinned epoch -> the reader's reference then
-        keyed.encode_with(_record_json)
         self._updating: tuple[str | None, bytes, Any] = _NOT_UPDATING
         """The entity the stream last read for update or wrote, its key and its record."""
 
@@ -152,9 +151,10 @@ class EntityStore:
         return self._reference_at.get(epoch, self.reader.reference())
 
 
-def _record_json(record: list[Any]) -> bytes:
-    """A record's checkpoint entry: a state that writes its own JSON (``json_in_list``, the
-    compiled feature kernel's) writes the record, in one call; any other `encode_state`."""
+def record_json(record: list[Any]) -> bytes:
+    """An `EntityStore` record's checkpoint entry (what its keyed state is encoded with): a state
+    that writes its own JSON (``json_in_list``, the compiled feature kernel's) writes the
+    record, in one call; any other `encode_state`."""
     write = getattr(record[0], "json_in_list", None)
     raw = None if write is None else write((record[1], record[2], record[3], record[4]))
     return encode_state(record) if raw is None else raw

@@ -9,7 +9,7 @@ from streamcore.base.records import RecordBatch
 from streamcore.dataflow.operator import Emit
 from streamcore.dataflow.stream import Pipeline
 from streamcore.online.reads import FeatureReader
-from streamcore.online.views import EntityStore, OnlineState
+from streamcore.online.views import EntityStore, OnlineState, record_json
 from streamcore.state.keyed import KeyedState
 from streamcore.state.store import TaskStore
 
@@ -62,6 +62,7 @@ class TaskContext:
         task.tracks_arrivals = True
         partition = task.partitions[0] if task.split_views else None
         keyed = self.keyed_state(f"view:{view}", capacity=capacity)
+        keyed.encode_with(record_json)
         return task.online.register(view, keyed, task.stream, reader, partition)
 
 
