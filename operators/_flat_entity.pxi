@@ -194,20 +194,16 @@ cdef class FlatEntity:
         """What `encode_state` writes for this entity: the reference's lists."""
         return self.lists()
 
-    def json_bytes(self):
-        """The JSON of `json_data()`, written straight from the words (None where a value
-        needs `encode_state`'s exact writer: a non-finite sum, or a value orjson refuses)."""
-        return self.json_in_list(())
-
     def json_in_list(self, tuple numbers):
-        """The JSON of ``[json_data(), *numbers]`` (integers), as `json_bytes` writes it: how
-        the online state's record holds an entity beside where its newest event came from."""
+        """The JSON of ``[json_data(), *numbers]`` (integers), written straight from the words:
+        how the online state's record holds an entity beside where its newest event came
+        from. None where a value needs `encode_state`'s exact writer (a non-finite sum, a
+        value orjson refuses) or a number is not an int64."""
         cdef Out out
-        cdef int64_t number
+        cdef int64_t number = 0
         out.data, out.size, out.cap = NULL, 0, 0
         try:
-            if numbers:
-                _put(&out, b"[", 1)
+            _put(&out, b"[", 1)
             if not self._write_json(&out):
                 return None
             for item in numbers:
@@ -215,8 +211,7 @@ cdef class FlatEntity:
                     return None
                 _put(&out, b",", 1)
                 _put_int(&out, number)
-            if numbers:
-                _put(&out, b"]", 1)
+            _put(&out, b"]", 1)
             return PyBytes_FromStringAndSize(out.data, out.size)
         finally:
             free(out.data)

@@ -37,7 +37,7 @@ def encode_state(value: Any) -> bytes:
     or an object whose ``json_data()`` gives JSON data: it is written as that data).
     """
     try:
-        raw = orjson.dumps(value, default=_written_json)
+        raw = orjson.dumps(value, default=_json_data)
     except TypeError:  # an integer beyond 64 bits, or a surrogate (or not JSON data at all)
         return _exact(value)
     if b"null" in raw and _has_non_finite(_plain(value)):  # orjson wrote inf or nan as null
@@ -69,14 +69,6 @@ def _json_data(value: Any) -> Any:
     if as_data is None:
         raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
     return as_data()
-
-
-def _written_json(value: Any) -> Any:
-    """orjson's `default`: the JSON an object writes itself (``json_bytes()``, None where it
-    cannot write it exactly), else the data it stands for (`_json_data`)."""
-    as_bytes = getattr(value, "json_bytes", None)
-    raw = None if as_bytes is None else as_bytes()
-    return _json_data(value) if raw is None else orjson.Fragment(raw)
 
 
 def _exact(value: Any) -> bytes:

@@ -83,7 +83,7 @@ class EntityStore:
         if online.snapshots and record[4] != online.epoch + 1:
             since = record[4]
             if any(since <= snap.epoch for snap in online.snapshots.values()):
-                raw = encode_state(record)  # a deep copy, exact for any value a record brought
+                raw = record_json(record)  # a deep copy, exact for any value a record brought
                 self._versions.setdefault(key, []).append((since, decode_state(raw), len(raw)))
                 online.account_copy(len(raw))
         return record[0]
