@@ -80,11 +80,9 @@ cdef struct Change:  # one rolling feature's change for the event being applied,
 
 @cython.final
 cdef class FeatureKernel:
-    """One view's features: kinds, windows and fields as C arrays, and the view's `now`."""
+    """One view's features: their kinds (the `Layout` its entities share), windows and fields, and the view's `now`."""
 
     cdef Layout layout
-    cdef int count
-    cdef int kinds[MAX_FEATURES]
     cdef int64_t overs[MAX_FEATURES]
     cdef int64_t panes[MAX_FEATURES]
     cdef tuple names, fields, types
@@ -101,9 +99,7 @@ cdef class FeatureKernel:
         if len(kinds) > MAX_FEATURES:
             raise ValueError(f"a kernel holds at most {MAX_FEATURES} features")
         self.layout = Layout(kinds)
-        self.count = len(kinds)
-        for i in range(self.count):
-            self.kinds[i] = kinds[i]
+        for i in range(len(kinds)):
             self.overs[i] = overs[i]
             self.panes[i] = panes[i]
         self.names, self.fields, self.types = names, fields, types
@@ -142,8 +138,8 @@ cdef class FeatureKernel:
         cdef object field, kind_of
         if type(event) is not dict or type(ts) is not int:
             return self.fallback(key, event, ts)
-        for i in range(self.count):  # validate everything before anything changes
-            kind = self.kinds[i]
+        for i in range(self.layout.count):  # validate everything before anything changes
+            kind = self.layout.kinds[i]
             field = self.fields[i]
             if field is None:
                 values[i] = NULL
@@ -176,14 +172,14 @@ cdef class FeatureKernel:
             entity = _from_lists(self.layout, state)
             if entity is None:
                 return self.fallback_with(key, event, ts, state)
-        for i in range(self.count):  # every change worked out first: one that cannot be made changes nothing
-            if self.kinds[i] != LATEST and not self._change(entity, i, at, now, values[i], &numbers[i]):
+        for i in range(self.layout.count):  # every change worked out first: one that cannot be made changes nothing
+            if self.layout.kinds[i] != LATEST and not self._change(entity, i, at, now, values[i], &numbers[i]):
                 return self.fallback_with(key, event, ts, entity.lists())
         if self.check_future:
             self.admit(ts)
         self.now_ms, self.has_now = now, True
-        for i in range(self.count):
-            if self.kinds[i] == LATEST:
+        for i in range(self.layout.count):
+            if self.layout.kinds[i] == LATEST:
                 _set_latest(entity, i, at, <object>values[i])
             else:
                 self._apply(entity, i, at, now, <object>values[i] if values[i] is not NULL else None)
@@ -196,7 +192,7 @@ cdef class FeatureKernel:
         cdef int64_t pane = self.panes[i]
         cdef int64_t start = at - at % pane
         cdef int32_t where
-        cdef int kind = self.kinds[i]
+        cdef int kind = self.layout.kinds[i]
         change.out = start + pane <= now - self.overs[i]
         if change.out:
             return True  # older than the window: it can never be read
@@ -225,7 +221,7 @@ cdef class FeatureKernel:
         cdef Change *change = &self.changes[i]
         cdef int64_t pane_ms = self.panes[i]
         cdef int32_t where = 0
-        cdef int kind = self.kinds[i]
+        cdef int kind = self.layout.kinds[i]
         entity._drop_before(i, pane_ms, now - self.overs[i])
         if change.out:
             return 0
@@ -264,15 +260,15 @@ cdef class FeatureKernel:
             if entity is None:
                 return self.fallback_compute(state, reference, names)
         if not everything and names is not self.wanted_for:  # other names than last time: their mask
-            for i in range(self.count):
+            for i in range(self.layout.count):
                 self.wanted[i] = self.names[i] in names
             self.wanted_for = names if type(names) is frozenset else None  # only a frozenset stays the same
         cdef int64_t at = reference
         cdef dict out = {}
-        for i in range(self.count):
+        for i in range(self.layout.count):
             if not everything and not self.wanted[i]:
                 continue
-            kind = self.kinds[i]
+            kind = self.layout.kinds[i]
             if kind == LATEST:
                 if entity is None or not entity.spans[i].n:
                     out[self.names[i]] = None
@@ -287,7 +283,7 @@ cdef class FeatureKernel:
 
     cdef object _rolling(self, FlatEntity entity, int i, int64_t at):
         """The reference's merge of the panes overlapping ``(at - over, at]``, and its result."""
-        cdef int kind = self.kinds[i]
+        cdef int kind = self.layout.kinds[i]
         cdef int64_t pane_ms = self.panes[i]
         cdef int64_t oldest = at - self.overs[i]
         cdef int32_t j, n = 0 if entity is None else entity.spans[i].n

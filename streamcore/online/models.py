@@ -149,9 +149,7 @@ class Model:
     def _score(self, inputs: dict[str, Any]) -> Score:
         started = _clock()
         try:
-            value = self._invoke(inputs)
-            if type(value) is not float or not math.isfinite(value):  # the common case, without a call
-                value = self._checked(value)
+            value = self._checked(self._invoke(inputs))
         except Exception as exc:  # noqa: BLE001 - a failing model takes its fallback, the stream goes on
             result = Score(self.fallback, True, f"error:{type(exc).__name__}", (_clock() - started) * 1000)
         else:

@@ -125,19 +125,9 @@ class KeyedState:
 
     def encode_some(self, limit: int) -> bool:
         """Encode up to `limit` entries into the checkpoint; True when all are encoded."""
-        pending, cache, writer, encode = self._pending, self._cache, self._writer, self._encode_value
-        assert writer is not None, "encode outside a checkpoint"
-        put = writer.put
-        try:
-            for _ in range(min(limit, len(pending))):
-                key = pending.popitem()[0]  # newest first: entries made in a row sit in memory in a row
-                value = cache[key]
-                if value is _DELETED:
-                    writer.delete(key)
-                else:
-                    put(key, encode(value))  # `_encode`, inline: this loop writes every changed entry
-        except TypeError as exc:
-            raise _not_json(self.namespace, key, exc) from exc
+        pending = self._pending
+        for _ in range(min(limit, len(pending))):
+            self._encode(pending.popitem()[0])  # newest first: entries made in a row sit in memory in a row
         return not pending
 
     def end_checkpoint(self) -> None:
@@ -165,8 +155,6 @@ class KeyedState:
         try:
             writer.put(key, self._encode_value(value))
         except TypeError as exc:
-            raise _not_json(self.namespace, key, exc) from exc
-
-
-def _not_json(namespace: str, key: bytes, exc: TypeError) -> StateError:
-    return StateError(f"keyed state {namespace!r}, key {key!r}: the value is not JSON data ({exc})")
+            raise StateError(
+                f"keyed state {self.namespace!r}, key {key!r}: the value is not JSON data ({exc})"
+            ) from exc

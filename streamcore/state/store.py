@@ -173,12 +173,8 @@ class CheckpointWrite:
         """Entries and checkpoint record in one atomic write: no journal to write, apply and delete."""
         assert self._meta is not None
         batch = self._store.batch()
-        put = batch.put
         for key, value in self._entries.items():
-            if value:
-                put(key, value)  # `_apply`, inline: every entry of the checkpoint
-            else:
-                batch.delete(key)  # `_DELETE`
+            _apply(batch, key, value)
         batch.put(_META_KEY, self._direct_meta)
         self._store._write(batch, sync=False)
         self._journaled = self._committed = True
